@@ -1,0 +1,1 @@
+"""Command line: the only place where names become objects and the pieces are wired."""

@@ -1,0 +1,38 @@
+"""Frozen dataclasses that hold every default, plus TOML loading and dotted overrides.
+
+This package imports the standard library only (no torch), so `difflab --help` stays fast.
+"""
+
+from difflab.config.loading import (
+    ConfigError,
+    apply_overrides,
+    config_from_dict,
+    config_to_dict,
+    load_config,
+)
+from difflab.config.schema import (
+    PRESETS,
+    DataConfig,
+    DiffusionConfig,
+    EvalConfig,
+    ModelConfig,
+    RunConfig,
+    SampleConfig,
+    TrainConfig,
+)
+
+__all__ = [
+    "PRESETS",
+    "ConfigError",
+    "DataConfig",
+    "DiffusionConfig",
+    "EvalConfig",
+    "ModelConfig",
+    "RunConfig",
+    "SampleConfig",
+    "TrainConfig",
+    "apply_overrides",
+    "config_from_dict",
+    "config_to_dict",
+    "load_config",
+]

@@ -1,0 +1,199 @@
+"""Every default of difflab, in one place.
+
+Each field carries a one-line help text (`metadata["help"]`); the CLI flags are generated from
+these dataclasses, so a flag `--train.batch-size` always means `TrainConfig.batch_size`.
+Validation errors name the flag the user has to change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+SCHEDULES = ("linear", "cosine")
+OBJECTIVES = ("eps", "x0", "v")
+MODEL_PRESETS = ("tiny", "fmnist-cpu", "fmnist", "cifar10")
+LR_SCHEDULES = ("onecycle", "cosine", "constant")
+PRECISIONS = ("no", "bf16", "fp16")
+SAMPLER_NAMES = ("ddpm", "ddpm_skip", "ddim", "euler", "heun", "dpmpp_2m")
+TRACKERS = ("local", "wandb", "tensorboard")
+
+
+def option(default: Any, help: str) -> Any:
+    """A dataclass field with its one-line help text (used for --help)."""
+    if isinstance(default, list | dict | set):
+        raise TypeError("use tuples for sequence defaults: configs are frozen")
+    return field(default=default, metadata={"help": help})
+
+
+def _require(ok: bool, flag: str, message: str) -> None:
+    if not ok:
+        raise ValueError(f"{flag}: {message}")
+
+
+def _choice(value: str, choices: tuple[str, ...], flag: str) -> None:
+    _require(value in choices, flag, f"{value!r} is not one of {', '.join(choices)}")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which images to train on and how they are scaled."""
+
+    dataset: str = option("fashion_mnist", "fashion_mnist, mnist, cifar10, or a folder of images")
+    root: str | None = option(None, "folder holding the dataset files (else DIFFLAB_DATA, caches)")
+    low: float = option(-0.5, "pixel value that black maps to (-0.5..0.5 gave better FID than -1..1)")
+    high: float = option(0.5, "pixel value that white maps to")
+    pad: int = option(0, "zero-pixels of padding on each side (2 turns 28x28 into 32x32)")
+    limit: int | None = option(None, "use only the first N training images (quick runs, tests)")
+
+    def __post_init__(self) -> None:
+        _require(self.high > self.low, "--data.high", "must be greater than --data.low")
+        _require(self.pad >= 0, "--data.pad", "must be >= 0")
+        _require(self.limit is None or self.limit > 0, "--data.limit", "must be > 0")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The noise-prediction network."""
+
+    preset: str = option("fmnist-cpu", "UNet preset: tiny, fmnist-cpu, fmnist, cifar10")
+    dropout: float = option(0.0, "dropout inside residual blocks")
+
+    def __post_init__(self) -> None:
+        _choice(self.preset, MODEL_PRESETS, "--model.preset")
+        _require(0.0 <= self.dropout < 1.0, "--model.dropout", "must be in [0, 1)")
+
+
+@dataclass(frozen=True)
+class DiffusionConfig:
+    """The forward process and what the network is trained to predict."""
+
+    schedule: str = option("linear", "noise schedule: linear or cosine (Nichol & Dhariwal 2021)")
+    n_steps: int = option(1000, "number of discrete diffusion steps T")
+    beta_min: float = option(1e-4, "first beta of the linear schedule")
+    beta_max: float = option(0.01, "last beta of the linear schedule (0.01 beat DDPM's 0.02)")
+    objective: str = option("eps", "what the network predicts: eps, x0 or v")
+    min_snr_gamma: float | None = option(None, "min-SNR-gamma loss weighting (Hang et al. 2023)")
+
+    def __post_init__(self) -> None:
+        _choice(self.schedule, SCHEDULES, "--diffusion.schedule")
+        _choice(self.objective, OBJECTIVES, "--diffusion.objective")
+        _require(self.n_steps >= 2, "--diffusion.n-steps", "must be >= 2")
+        _require(0 < self.beta_min < self.beta_max < 1, "--diffusion.beta-max",
+                 "need 0 < beta_min < beta_max < 1")
+        _require(self.min_snr_gamma is None or self.min_snr_gamma > 0,
+                 "--diffusion.min-snr-gamma", "must be > 0")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The optimisation loop."""
+
+    epochs: int = option(5, "passes over the training images")
+    batch_size: int = option(256, "images per optimiser step")
+    lr: float = option(3e-3, "peak learning rate (AdamW)")
+    weight_decay: float = option(1e-5, "AdamW weight decay")
+    lr_schedule: str = option("onecycle", "onecycle, cosine (with warm-up) or constant")
+    warmup: float = option(0.1, "fraction of steps spent warming up the learning rate")
+    grad_clip: float | None = option(1.0, "clip the gradient norm to this value (None: off)")
+    ema_decay: float = option(0.999, "EMA decay of the weights used for sampling (0: off)")
+    mixed_precision: str = option("bf16", "no, bf16 (CPU and GPU) or fp16 (GPU, with grad scaler)")
+    seed: int = option(0, "seed of weights, data order and noise")
+    checkpoint_every: int = option(500, "save a resumable checkpoint every N steps (0: epochs only)")
+    max_nonfinite: int = option(5, "stop after this many non-finite losses in a row")
+    sample_every: int = option(1, "write a sample grid every N epochs (0: never)")
+    eval_every: int = option(0, "compute FID every N epochs during training (0: never)")
+    eval_n: int = option(512, "samples per FID during training")
+    compile: bool = option(False, "torch.compile the model (pays off on long runs)")
+
+    def __post_init__(self) -> None:
+        _require(self.epochs >= 1, "--train.epochs", "must be >= 1")
+        _require(self.batch_size >= 1, "--train.batch-size", "must be >= 1")
+        _require(self.lr > 0, "--train.lr", "must be > 0")
+        _choice(self.lr_schedule, LR_SCHEDULES, "--train.lr-schedule")
+        _choice(self.mixed_precision, PRECISIONS, "--train.mixed-precision")
+        _require(0 <= self.warmup < 1, "--train.warmup", "must be in [0, 1)")
+        _require(0 <= self.ema_decay < 1, "--train.ema-decay", "must be in [0, 1)")
+        _require(self.grad_clip is None or self.grad_clip > 0, "--train.grad-clip", "must be > 0")
+        _require(self.max_nonfinite >= 1, "--train.max-nonfinite", "must be >= 1")
+
+
+@dataclass(frozen=True)
+class SampleConfig:
+    """How images are drawn from a trained model."""
+
+    sampler: str = option("ddim", "ddpm, ddpm_skip, ddim, euler, heun or dpmpp_2m")
+    steps: int = option(25, "model evaluations budget: number of sampling steps")
+    eta: float = option(0.0, "DDIM eta: 0 deterministic, 1 ~ DDPM")
+    n: int = option(64, "number of images")
+    seed: int = option(0, "image k uses seed + k, whatever the batch size")
+    batch_size: int = option(256, "images per model call")
+    clip_x0: bool = option(False, "clip predicted x0 to the data range at every step")
+
+    def __post_init__(self) -> None:
+        _choice(self.sampler, SAMPLER_NAMES, "--sample.sampler")
+        _require(self.steps >= 1, "--sample.steps", "must be >= 1")
+        _require(self.eta >= 0, "--sample.eta", "must be >= 0")
+        _require(self.n >= 1, "--sample.n", "must be >= 1")
+        _require(self.batch_size >= 1, "--sample.batch-size", "must be >= 1")
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """How sample quality is measured."""
+
+    n: int = option(2048, "number of generated images compared with the reference")
+    batch_size: int = option(512, "images per feature-extractor call")
+    kid_subset: int = option(1000, "KID subset size")
+    kid_subsets: int = option(100, "number of KID subsets")
+
+    def __post_init__(self) -> None:
+        _require(self.n >= 2, "--eval.n", "must be >= 2")
+        _require(self.kid_subset >= 2, "--eval.kid-subset", "must be >= 2")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """A whole experiment: data, model, diffusion, training, sampling and evaluation."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    sample: SampleConfig = field(default_factory=SampleConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    runs_dir: str = option("runs", "folder that holds one sub-folder per run")
+    name: str | None = option(None, "run name (default: NNNNN-<dataset>-<preset>)")
+    trackers: str = option("local", "comma-separated: local, wandb, tensorboard")
+
+    def __post_init__(self) -> None:
+        for tracker in filter(None, self.trackers.split(",")):
+            _choice(tracker.strip(), TRACKERS, "--trackers")
+
+
+# Named starting points. Each is a set of dotted overrides on top of the defaults above.
+PRESETS: dict[str, dict[str, Any]] = {
+    # A few minutes on a 2-core CPU: the README's first command.
+    "quick": {
+        "model.preset": "fmnist-cpu",
+        "data.limit": 12000,
+        "train.epochs": 2,
+        "eval.n": 1000,
+        "sample.n": 64,
+    },
+    # The headline CPU recipe (see docs/results.md).
+    "fmnist-cpu": {"model.preset": "fmnist-cpu", "train.epochs": 10},
+    # The reference scale of the fast.ai lessons (GPU).
+    "fmnist": {"model.preset": "fmnist", "train.epochs": 25, "train.batch_size": 512},
+    # CIFAR-10 with attention at 16x16 and 8x8 (GPU).
+    "cifar10": {
+        "data.dataset": "cifar10",
+        "model.preset": "cifar10",
+        "diffusion.schedule": "cosine",
+        "train.epochs": 100,
+        "train.lr": 2e-4,
+        "train.batch_size": 128,
+    },
+    # Tests: a tiny network on a sliver of data.
+    "tiny": {"model.preset": "tiny", "data.limit": 256, "train.epochs": 1, "train.batch_size": 64},
+}

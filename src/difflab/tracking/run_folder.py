@@ -1,0 +1,105 @@
+"""Run folders: `runs/NNNNN-<dataset>-<preset>/`, made before any work starts.
+
+A run folder holds everything needed to trace a sample grid back to what made it: the resolved
+config, the environment (package versions, git commit and the diff of uncommitted changes: the
+code that ran), metrics, sample grids, checkpoints and the final weights.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+CONFIG_FILE = "config.json"
+ENVIRONMENT_FILE = "environment.json"
+CODE_DIFF_FILE = "code.diff"
+METRICS_FILE = "metrics.jsonl"
+SAMPLES_DIR = "samples"
+CHECKPOINTS_DIR = "checkpoints"
+
+_PACKAGES = ("difflab", "torch", "numpy", "safetensors", "accelerate", "pillow", "diffusers")
+_NUMBERED = re.compile(r"^(\d{5})-")
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.]+", "_", text).strip("_")[:40] or "run"
+
+
+def next_run_number(runs_dir: Path) -> int:
+    numbers = [int(m.group(1)) for p in runs_dir.glob("*") if (m := _NUMBERED.match(p.name))]
+    return max(numbers, default=0) + 1
+
+
+def create_run_folder(runs_dir: str | Path, config: dict[str, Any], *, dataset: str, preset: str,
+                      name: str | None = None) -> Path:
+    """Make a new numbered run folder and write config.json, environment.json and code.diff."""
+    runs_dir = Path(runs_dir)
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    suffix = _slug(name) if name else f"{_slug(Path(dataset).name)}-{_slug(preset)}"
+    while True:  # mkdir is atomic: two runs starting at once get different numbers
+        run_dir = runs_dir / f"{next_run_number(runs_dir):05d}-{suffix}"
+        try:
+            run_dir.mkdir()
+            break
+        except FileExistsError:
+            continue
+    (run_dir / SAMPLES_DIR).mkdir()
+    (run_dir / CHECKPOINTS_DIR).mkdir()
+    write_json(run_dir / CONFIG_FILE, config)
+    env, diff = describe_environment()
+    write_json(run_dir / ENVIRONMENT_FILE, env)
+    (run_dir / CODE_DIFF_FILE).write_text(diff)
+    return run_dir
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write JSON atomically (temporary file in the same folder, then rename)."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+def _git(*args: str, cwd: Path) -> str | None:
+    try:
+        out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout if out.returncode == 0 else None
+
+
+def describe_environment(code_dir: Path | None = None) -> tuple[dict[str, Any], str]:
+    """(environment facts, diff of uncommitted changes) for the code that is running."""
+    code_dir = code_dir or Path(__file__).resolve().parent
+    versions = {}
+    for pkg in _PACKAGES:
+        try:
+            versions[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            versions[pkg] = None
+    commit = _git("rev-parse", "HEAD", cwd=code_dir)
+    diff = _git("diff", "HEAD", cwd=code_dir) or ""
+    env = {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "processor": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "argv": sys.argv,
+        "packages": versions,
+        "git_commit": commit.strip() if commit else None,
+        "git_dirty": bool(diff.strip()),
+    }
+    return env, diff
+
+
+def read_run_config(run_dir: str | Path) -> dict[str, Any]:
+    path = Path(run_dir) / CONFIG_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: not a difflab run folder (no {CONFIG_FILE})")
+    return json.loads(path.read_text())
