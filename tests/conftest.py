@@ -1,0 +1,23 @@
+"""Suite-wide settings: offline datasets beside the checkout, and a cache that tests cannot pollute."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATASETS = REPO.parent / "shared" / "datasets"
+
+# The real Fashion-MNIST files live beside the checkout (CI sets DIFFLAB_DATA to the same place).
+os.environ.setdefault("DIFFLAB_DATA", str(SHARED_DATASETS))
+# Nothing in the suite may reach the network or write to the user's wandb account.
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("WANDB_SILENT", "true")
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path_factory, monkeypatch):
+    """Each test gets its own difflab cache folder, so a test never sees another's cache."""
+    cache = tmp_path_factory.mktemp("difflab-cache")
+    monkeypatch.setenv("DIFFLAB_CACHE", str(cache))
+    yield

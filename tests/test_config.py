@@ -1,0 +1,79 @@
+"""Config dataclasses: defaults, presets, TOML files, dotted overrides and validation messages."""
+
+import dataclasses
+
+import pytest
+
+from difflab.config import (
+    PRESETS,
+    ConfigError,
+    RunConfig,
+    apply_overrides,
+    config_from_dict,
+    config_to_dict,
+    load_config,
+)
+
+
+def test_defaults_follow_the_reference_work():
+    config = RunConfig()
+    assert (config.data.low, config.data.high) == (-0.5, 0.5)
+    assert config.diffusion.beta_max == 0.01
+    assert config.diffusion.objective == "eps"
+
+
+def test_configs_are_frozen():
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        RunConfig().train.lr = 1.0  # type: ignore[misc]
+
+
+def test_dict_round_trip_is_identity():
+    config = load_config(preset="cifar10")
+    assert config_from_dict(config_to_dict(config)) == config
+
+
+def test_overrides_are_typed_and_accept_kebab_case():
+    config = apply_overrides(RunConfig(), {"train.lr": "3e-4", "train.batch-size": "32",
+                                           "train.compile": "true", "data.limit": "none"})
+    assert config.train.lr == pytest.approx(3e-4)
+    assert config.train.batch_size == 32 and isinstance(config.train.batch_size, int)
+    assert config.train.compile is True
+    assert config.data.limit is None
+
+
+def test_precedence_preset_then_file_then_flags(tmp_path):
+    toml = tmp_path / "exp.toml"
+    toml.write_text('[train]\nepochs = 7\nlr = 1e-3\n[diffusion]\nschedule = "cosine"\n')
+    config = load_config(toml, preset="quick", overrides={"train.lr": "2e-3"})
+    assert config.data.limit == PRESETS["quick"]["data.limit"]
+    assert config.train.epochs == 7
+    assert config.diffusion.schedule == "cosine"
+    assert config.train.lr == pytest.approx(2e-3)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "flag"),
+    [
+        ({"diffusion.schedule": "quadratic"}, "--diffusion.schedule"),
+        ({"train.batch_size": "0"}, "--train.batch-size"),
+        ({"data.high": "-1"}, "--data.high"),
+        ({"sample.sampler": "plms"}, "--sample.sampler"),
+        ({"train.epochs": "two"}, "--train.epochs"),
+        ({"train.nope": "1"}, "--train.nope"),
+    ],
+)
+def test_errors_name_the_flag(overrides, flag):
+    with pytest.raises(ConfigError, match=flag.replace(".", r"\.")):
+        apply_overrides(RunConfig(), overrides)
+
+
+def test_unknown_toml_key_is_reported(tmp_path):
+    toml = tmp_path / "bad.toml"
+    toml.write_text("[train]\nlearning_rate = 1\n")
+    with pytest.raises(ConfigError, match="learning_rate"):
+        load_config(toml)
+
+
+def test_every_preset_resolves():
+    for name in PRESETS:
+        assert isinstance(load_config(preset=name), RunConfig)
