@@ -26,6 +26,7 @@ CHECKPOINTS_DIR = "checkpoints"
 
 _PACKAGES = ("difflab", "torch", "numpy", "safetensors", "accelerate", "pillow", "diffusers")
 _NUMBERED = re.compile(r"^(\d{5})-")
+_RESERVED_DIR = ".numbers"
 
 
 def _slug(text: str) -> str:
@@ -33,22 +34,47 @@ def _slug(text: str) -> str:
 
 
 def next_run_number(runs_dir: Path) -> int:
-    numbers = [int(m.group(1)) for p in runs_dir.glob("*") if (m := _NUMBERED.match(p.name))]
+    names = [p.name for p in runs_dir.glob("*")]
+    names += [p.name + "-" for p in (runs_dir / _RESERVED_DIR).glob("*")]
+    numbers = [int(m.group(1)) for n in names if (m := _NUMBERED.match(n))]
     return max(numbers, default=0) + 1
 
 
-def create_run_folder(runs_dir: str | Path, config: dict[str, Any], *, dataset: str, preset: str,
-                      name: str | None = None) -> Path:
+def _reserve_run_number(runs_dir: Path) -> int:
+    """A run number no other process holds: O_EXCL creation of `.numbers/NNNNN` is atomic.
+
+    (mkdir of the run folder alone is not enough: two runs with different names could both
+    take number N.)
+    """
+    reserved = runs_dir / _RESERVED_DIR
+    reserved.mkdir(exist_ok=True)
+    while True:
+        number = next_run_number(runs_dir)
+        try:
+            os.close(os.open(reserved / f"{number:05d}", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            return number
+        except FileExistsError:
+            continue
+
+
+def create_run_folder(
+    runs_dir: str | Path,
+    config: dict[str, Any],
+    *,
+    dataset: str,
+    preset: str,
+    name: str | None = None,
+) -> Path:
     """Make a new numbered run folder and write config.json, environment.json and code.diff."""
     runs_dir = Path(runs_dir)
     runs_dir.mkdir(parents=True, exist_ok=True)
     suffix = _slug(name) if name else f"{_slug(Path(dataset).name)}-{_slug(preset)}"
-    while True:  # mkdir is atomic: two runs starting at once get different numbers
-        run_dir = runs_dir / f"{next_run_number(runs_dir):05d}-{suffix}"
+    while True:
+        run_dir = runs_dir / f"{_reserve_run_number(runs_dir):05d}-{suffix}"
         try:
             run_dir.mkdir()
             break
-        except FileExistsError:
+        except FileExistsError:  # a folder made by hand with this number: take the next
             continue
     (run_dir / SAMPLES_DIR).mkdir()
     (run_dir / CHECKPOINTS_DIR).mkdir()

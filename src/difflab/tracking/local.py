@@ -1,0 +1,130 @@
+"""The default tracker: files in the run folder plus rows in the SQLite run index."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+from difflab.tracking.run_folder import CONFIG_FILE, METRICS_FILE, write_json
+from difflab.tracking.store import ARTIFACTS_FILE, STATUS_FILE, RunStatus, RunStore
+
+
+def append_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Append whole lines in one write (O_APPEND), so a crash never interleaves two rows."""
+    text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+
+
+class LocalTracker:
+    """metrics.jsonl, artifacts.jsonl and run.json in the run folder, indexed in runs.sqlite.
+
+    Index rows are written in batches (every `flush_every` values or `flush_seconds`), so a
+    per-batch loss costs one file append, not one database transaction.
+    """
+
+    name = "local"
+
+    def __init__(
+        self,
+        run_dir: str | Path,
+        config: dict[str, Any] | None = None,
+        *,
+        runs_dir: str | Path | None = None,
+        flush_every: int = 200,
+        flush_seconds: float = 5.0,
+    ) -> None:
+        self.run_dir = Path(run_dir).resolve()
+        self.runs_dir = Path(runs_dir) if runs_dir is not None else self.run_dir.parent
+        self.config = config
+        self.flush_every, self.flush_seconds = flush_every, flush_seconds
+        self._store: RunStore | None = None
+        self._pending: list[tuple[int, str, float]] = []
+        self._last_flush = time.monotonic()
+        self._started = 0.0
+
+    def start(self) -> None:
+        if not (self.run_dir / CONFIG_FILE).is_file():
+            if self.config is None:
+                raise FileNotFoundError(f"{self.run_dir}: no {CONFIG_FILE} and no config given")
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            write_json(self.run_dir / CONFIG_FILE, self.config)
+        self._started = time.time()
+        self._write_status("running", ended=None)
+        self._store = RunStore(self.runs_dir)
+        self._store.register_run(self.run_dir, status="running", started=self._started)
+
+    def log_metrics(self, metrics: dict[str, float], *, step: int) -> None:
+        now = time.time()
+        rows = [
+            {"step": int(step), "name": k, "value": _finite_or_none(v), "time": now}
+            for k, v in metrics.items()
+        ]
+        append_jsonl(self.run_dir / METRICS_FILE, rows)
+        self._pending.extend((int(step), k, float(v)) for k, v in metrics.items())
+        if (
+            len(self._pending) >= self.flush_every
+            or time.monotonic() - self._last_flush >= self.flush_seconds
+        ):
+            self.flush()
+
+    def log_images(self, name: str, path: Path, *, step: int) -> None:
+        self.log_artifact(name, path, kind="image", step=step)
+
+    def log_artifact(self, name: str, path: Path, *, kind: str = "artifact", step: int) -> None:
+        rel = Path(path).resolve().relative_to(self.run_dir)  # only files of this run
+        append_jsonl(
+            self.run_dir / ARTIFACTS_FILE,
+            [{"step": int(step), "name": name, "kind": kind, "path": rel.as_posix()}],
+        )
+        self._require_store().add_artifact(
+            self.run_dir.name, step=step, artifact=name, kind=kind, path=self.run_dir / rel
+        )
+
+    def flush(self) -> None:
+        if self._pending:
+            self._require_store().add_metrics(self.run_dir.name, self._pending)
+            self._pending = []
+        self._last_flush = time.monotonic()
+
+    def finish(self, status: RunStatus = "finished") -> None:
+        store = self._require_store()
+        try:
+            self.flush()
+            ended = time.time()
+            self._write_status(status, ended=ended)
+            store.set_status(self.run_dir.name, status, ended=ended)
+        finally:
+            store.close()
+            self._store = None
+
+    def _require_store(self) -> RunStore:
+        if self._store is None:
+            raise RuntimeError("LocalTracker: call start() first")
+        return self._store
+
+    def _write_status(self, status: RunStatus, *, ended: float | None) -> None:
+        write_json(
+            self.run_dir / STATUS_FILE,
+            {
+                "name": self.run_dir.name,
+                "status": status,
+                "started": self._started,
+                "ended": ended,
+                "pid": os.getpid(),
+                "host": socket.gethostname(),
+            },
+        )
+
+
+def _finite_or_none(value: float) -> float | None:
+    value = float(value)
+    return value if math.isfinite(value) else None

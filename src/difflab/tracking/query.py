@@ -1,0 +1,57 @@
+"""Finding runs by what people type: a folder name, a run number, or a path."""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+
+from difflab.tracking.store import INDEX_FILE, RunRecord, RunStore
+
+
+def open_store(runs_dir: str | Path) -> RunStore:
+    """The index of `runs_dir`, built from the run folders when it does not exist yet."""
+    runs_dir = Path(runs_dir)
+    if not runs_dir.is_dir():
+        raise FileNotFoundError(f"{runs_dir}: no runs folder here (pass --runs-dir)")
+    fresh = not (runs_dir / INDEX_FILE).is_file()
+    store = RunStore(runs_dir)
+    if fresh:
+        store.reindex()
+    return store
+
+
+def resolve_run(store: RunStore, ref: str) -> str:
+    """The run name for `ref`: an exact folder name, a number (7 or 00007), or a path."""
+    names = [r.name for r in store.list_runs()]
+    if ref in names:
+        return ref
+    if re.fullmatch(r"\d+", ref):
+        hits = [
+            n for n in names if n.split("-", 1)[0].isdigit() and int(n.split("-", 1)[0]) == int(ref)
+        ]
+        if len(hits) == 1:
+            return hits[0]
+    path = Path(ref)
+    if path.exists():
+        resolved = path.resolve()
+        hits = [r.name for r in store.list_runs() if r.path == resolved]
+        if hits:
+            return hits[0]
+    raise ValueError(
+        f"no run {ref!r} in {store.runs_dir} (give a folder name, a run number or "
+        f"a path; `difflab runs ls --runs-dir {store.runs_dir}` lists them)"
+    )
+
+
+def best_run(store: RunStore, metric: str, *, lower_is_better: bool = True) -> RunRecord:
+    """The run whose last value of `metric` is best (NaN and missing values never win)."""
+    runs = [
+        r
+        for r in store.list_runs()
+        if isinstance(r.last.get(metric), float) and math.isfinite(r.last[metric])
+    ]
+    if not runs:
+        raise ValueError(f"no run in {store.runs_dir} has a finite value of metric {metric!r}")
+    key = (lambda r: r.last[metric]) if lower_is_better else (lambda r: -r.last[metric])
+    return min(runs, key=key)

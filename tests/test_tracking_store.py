@@ -1,0 +1,153 @@
+"""The local run store: run folders + SQLite index, concurrent writers, reindex."""
+
+from __future__ import annotations
+
+import json
+import math
+import multiprocessing
+import sqlite3
+
+import pytest
+
+from difflab.config import RunConfig, config_to_dict
+from difflab.tracking.demo import write_demo_run
+from difflab.tracking.local import LocalTracker
+from difflab.tracking.query import best_run, open_store, resolve_run
+from difflab.tracking.run_folder import METRICS_FILE, create_run_folder
+from difflab.tracking.store import INDEX_FILE, RunStore, flatten_config
+
+N_WRITERS, N_STEPS = 4, 150
+
+
+def _config(**train) -> dict:
+    config = config_to_dict(RunConfig())
+    config["train"].update(train)
+    return config
+
+
+def test_flatten_config_dots_nested_keys():
+    flat = flatten_config({"train": {"lr": 0.1, "opt": {"beta": [0.9, 0.99]}}, "name": None})
+    assert flat == {"train.lr": 0.1, "train.opt.beta": [0.9, 0.99], "name": None}
+
+
+def test_local_tracker_writes_folder_files_and_index(tmp_path):
+    run_dir = create_run_folder(tmp_path, _config(lr=0.01), dataset="fashion_mnist", preset="tiny")
+    tracker = LocalTracker(run_dir, flush_every=3)
+    tracker.start()
+    with RunStore(tmp_path) as store:
+        assert store.get_run(run_dir.name).status == "running"
+    for step in range(1, 8):
+        tracker.log_metrics({"train/loss": 1.0 / step}, step=step)
+    tracker.log_metrics({"fid": float("nan")}, step=7)  # a diverged metric must not break things
+    png = run_dir / "samples" / "epoch_001.png"
+    png.write_bytes(b"\x89PNG fake")
+    tracker.log_images("samples", png, step=7)
+    with pytest.raises(ValueError):  # files outside the run folder are refused
+        tracker.log_artifact("x", tmp_path / "elsewhere.bin", kind="artifact", step=7)
+    tracker.finish("finished")
+
+    rows = [json.loads(line) for line in (run_dir / METRICS_FILE).read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2, 3, 4, 5, 6, 7, 7]
+    assert rows[-1]["value"] is None
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "finished"
+    with RunStore(tmp_path) as store:
+        run = store.get_run(run_dir.name)
+        assert (run.status, run.dataset, run.preset) == ("finished", "fashion_mnist", "fmnist-cpu")
+        assert run.ended >= run.started
+        assert store.metric_series(run.name, "train/loss") == [(s, 1.0 / s) for s in range(1, 8)]
+        assert store.parameters(run.name)["train.lr"] == 0.01
+        assert math.isnan(store.get_run(run.name).last["fid"])
+        [art] = store.artifacts(run.name)
+        assert (art.step, art.name, art.kind, art.path) == (7, "samples", "image", png)
+
+
+def _write_concurrently(runs_dir: str, shared: str, k: int) -> str:
+    run_dir = create_run_folder(runs_dir, _config(seed=k), dataset="d", preset=f"w{k}")
+    mine = LocalTracker(run_dir, flush_every=7, flush_seconds=0.0)
+    mine.start()
+    with RunStore(runs_dir) as store:  # writes into a run another process also writes to
+        for step in range(N_STEPS):
+            mine.log_metrics({"train/loss": step * 0.5, "lr": 0.1}, step=step)
+            store.add_metrics(shared, [(step, f"writer{k}", float(step))])
+    mine.finish("finished")
+    return run_dir.name
+
+
+def test_concurrent_writers_lose_nothing(tmp_path):
+    shared = create_run_folder(tmp_path, _config(), dataset="d", preset="shared")
+    with RunStore(tmp_path) as store:
+        store.register_run(shared)
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(N_WRITERS) as pool:
+        names = pool.starmap(
+            _write_concurrently, [(str(tmp_path), shared.name, k) for k in range(N_WRITERS)]
+        )
+    assert len(set(names)) == N_WRITERS  # every run got its own folder and number
+    assert len({n.split("-")[0] for n in names + [shared.name]}) == N_WRITERS + 1
+    with RunStore(tmp_path) as store:
+        assert store.count("runs") == N_WRITERS + 1
+        assert store.count("metrics") == N_WRITERS * N_STEPS * 3
+        for name in names:
+            assert len(store.metric_series(name, "train/loss")) == N_STEPS
+            assert store.get_run(name).status == "finished"
+        for k in range(N_WRITERS):
+            assert len(store.metric_series(shared.name, f"writer{k}")) == N_STEPS
+    db = sqlite3.connect(tmp_path / INDEX_FILE)
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_reindex_rebuilds_the_index_from_folders(tmp_path):
+    a = write_demo_run(tmp_path, _config(lr=0.003), name="alpha", epochs=3, steps_per_epoch=5)
+    b = write_demo_run(
+        tmp_path,
+        _config(lr=0.001),
+        name="beta",
+        epochs=2,
+        steps_per_epoch=5,
+        seed=1,
+        status="failed",
+    )
+    with RunStore(tmp_path) as store:
+        before = {t: store.count(t) for t in ("runs", "parameters", "metrics", "artifacts")}
+        series = store.metric_series(a.name, "fid")
+    (tmp_path / INDEX_FILE).unlink()
+    for suffix in ("-wal", "-shm"):
+        (tmp_path / (INDEX_FILE + suffix)).unlink(missing_ok=True)
+    with open_store(tmp_path) as store:  # no index: built from the run folders
+        after = {t: store.count(t) for t in ("runs", "parameters", "metrics", "artifacts")}
+        assert after == before
+        assert before == {
+            "runs": 2,
+            "parameters": 2 * len(flatten_config(_config())),
+            "metrics": 3 * 5 + 3 * 2 + 2 * 5 + 2 * 2,
+            "artifacts": 3 + 1 + 2 + 1,
+        }
+        assert store.metric_series(a.name, "fid") == pytest.approx(series)
+        assert store.get_run(b.name).status == "failed"
+        assert [x.path.name for x in store.artifacts(a.name, kind="image")] == [
+            "epoch_001.png",
+            "epoch_002.png",
+            "epoch_003.png",
+        ]
+        assert store.reindex() == 2 and store.count("metrics") == before["metrics"]
+
+
+def test_resolve_run_and_best(tmp_path):
+    a = write_demo_run(tmp_path, _config(), name="alpha", epochs=3, steps_per_epoch=2, seed=0)
+    b = write_demo_run(tmp_path, _config(), name="beta", epochs=3, steps_per_epoch=2, seed=5)
+    with open_store(tmp_path) as store:
+        assert resolve_run(store, "00002-beta") == b.name
+        assert resolve_run(store, "1") == resolve_run(store, "00001") == a.name
+        assert resolve_run(store, str(b)) == b.name
+        with pytest.raises(ValueError, match="no run 'gamma'"):
+            resolve_run(store, "gamma")
+        fids = {r.name: r.last["fid"] for r in store.list_runs()}
+        assert best_run(store, "fid").name == min(fids, key=fids.get)
+        assert best_run(store, "fid", lower_is_better=False).name == max(fids, key=fids.get)
+        with pytest.raises(ValueError, match="kid"):
+            best_run(store, "kid")
+
+
+def test_store_without_index_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="reindex"):
+        RunStore(tmp_path, create=False)
