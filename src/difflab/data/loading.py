@@ -17,7 +17,7 @@ from difflab.data.checksums import FileCheck, check_file, expected_md5
 from difflab.data.download import base_url, download
 from difflab.data.errors import DatasetError
 from difflab.data.folder import read_folder
-from difflab.data.locate import Source, dataset_cache, find_source, search_bases
+from difflab.data.locate import Source, dataset_cache, find_source, search_bases, source_in
 
 log = logging.getLogger(__name__)
 Split = Literal["train", "test"]
@@ -110,7 +110,7 @@ def load_cached(
             f"`difflab data fetch {spec.name}` or put its files in one of those places."
         )
     try:
-        fetched = fetch(spec, split, url=url, checksums=checksums)
+        fetched = download_missing(spec, split, url=url, checksums=checksums)
     except DatasetError as err:
         if source is not None:
             raise
@@ -139,6 +139,24 @@ def remove_cached(spec: DatasetSpec, split: str, source: Source) -> None:
 
 
 def fetch(
+    name: str,
+    split: Split = "train",
+    *,
+    url: str | None = None,
+    checksums: Mapping[str, str] | None = None,
+) -> ImageSet:
+    """Make sure the split is in the user cache (downloading what is missing or fails
+    verification) and load it from there, whatever DIFFLAB_DATA holds."""
+    spec = find_spec(name)
+    if spec is None:
+        raise DatasetError(
+            f"{name!r} is not a data set that can be downloaded: choose from {', '.join(DATASETS)}."
+        )
+    source = source_in(spec, split, dataset_cache(spec), "cache")
+    return load_cached(spec, split, source, download=True, url=url, checksums=checksums)
+
+
+def download_missing(
     spec: DatasetSpec,
     split: str,
     *,
