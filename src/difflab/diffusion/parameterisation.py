@@ -2,7 +2,7 @@
 
 Forward process (Ho et al. 2020, eq. 4): x_t = sqrt(alpha_bar) * x0 + sqrt(1 - alpha_bar) * eps.
 v-prediction (Salimans & Ho 2022, Sec. 4 and Appendix D): v = sqrt(alpha_bar) * eps
-- sqrt(1 - alpha_bar) * x0. `alpha_bar` below is any tensor that broadcasts against x_t
+- sqrt(1 - alpha_bar) * x0. `alpha_bar` below is a Python float or any tensor that broadcasts against x_t
 (for a batch use `expand_like(alpha_bar_t, x_t)`).
 """
 
@@ -11,6 +11,8 @@ from __future__ import annotations
 from typing import Literal
 
 from torch import Tensor
+
+Scalar = Tensor | float
 
 Objective = Literal["eps", "x0", "v"]
 OBJECTIVES: tuple[str, ...] = ("eps", "x0", "v")
@@ -21,39 +23,39 @@ def expand_like(values: Tensor, x: Tensor) -> Tensor:
     return values.to(device=x.device, dtype=x.dtype).reshape(-1, *([1] * (x.ndim - 1)))
 
 
-def snr(alpha_bar: Tensor) -> Tensor:
-    """Signal-to-noise ratio alpha_bar / (1 - alpha_bar) (Kingma et al. 2021, eq. 2 in VP form)."""
+def snr(alpha_bar: Scalar) -> Tensor:
+    """Signal-to-noise ratio alpha_bar / (1 - alpha_bar) (Kingma et al. 2021, VDM: alpha^2 / sigma^2, VP form)."""
     return alpha_bar / (1 - alpha_bar)
 
 
 # --- DDPM, Ho et al. 2020, eq. 15 (x0 from eps) and its inverse ---
-def x0_from_eps(x_t: Tensor, eps: Tensor, alpha_bar: Tensor) -> Tensor:
+def x0_from_eps(x_t: Tensor, eps: Tensor, alpha_bar: Scalar) -> Tensor:
     """x0 = (x_t - sqrt(1 - alpha_bar) * eps) / sqrt(alpha_bar)."""
-    return (x_t - (1 - alpha_bar).sqrt() * eps) / alpha_bar.sqrt()
+    return (x_t - (1 - alpha_bar) ** 0.5 * eps) / alpha_bar**0.5
 
 
-def eps_from_x0(x_t: Tensor, x0: Tensor, alpha_bar: Tensor) -> Tensor:
+def eps_from_x0(x_t: Tensor, x0: Tensor, alpha_bar: Scalar) -> Tensor:
     """eps = (x_t - sqrt(alpha_bar) * x0) / sqrt(1 - alpha_bar)."""
-    return (x_t - alpha_bar.sqrt() * x0) / (1 - alpha_bar).sqrt()
+    return (x_t - alpha_bar**0.5 * x0) / (1 - alpha_bar) ** 0.5
 
 
 # --- v-parameterisation, Salimans & Ho 2022, Sec. 4 and Appendix D ---
-def v_from_x0_eps(x0: Tensor, eps: Tensor, alpha_bar: Tensor) -> Tensor:
+def v_from_x0_eps(x0: Tensor, eps: Tensor, alpha_bar: Scalar) -> Tensor:
     """v = sqrt(alpha_bar) * eps - sqrt(1 - alpha_bar) * x0."""
-    return alpha_bar.sqrt() * eps - (1 - alpha_bar).sqrt() * x0
+    return alpha_bar**0.5 * eps - (1 - alpha_bar) ** 0.5 * x0
 
 
-def x0_from_v(x_t: Tensor, v: Tensor, alpha_bar: Tensor) -> Tensor:
+def x0_from_v(x_t: Tensor, v: Tensor, alpha_bar: Scalar) -> Tensor:
     """x0 = sqrt(alpha_bar) * x_t - sqrt(1 - alpha_bar) * v."""
-    return alpha_bar.sqrt() * x_t - (1 - alpha_bar).sqrt() * v
+    return alpha_bar**0.5 * x_t - (1 - alpha_bar) ** 0.5 * v
 
 
-def eps_from_v(x_t: Tensor, v: Tensor, alpha_bar: Tensor) -> Tensor:
+def eps_from_v(x_t: Tensor, v: Tensor, alpha_bar: Scalar) -> Tensor:
     """eps = sqrt(1 - alpha_bar) * x_t + sqrt(alpha_bar) * v."""
-    return (1 - alpha_bar).sqrt() * x_t + alpha_bar.sqrt() * v
+    return (1 - alpha_bar) ** 0.5 * x_t + alpha_bar**0.5 * v
 
 
-def target_for(objective: Objective, x0: Tensor, eps: Tensor, alpha_bar: Tensor) -> Tensor:
+def target_for(objective: Objective, x0: Tensor, eps: Tensor, alpha_bar: Scalar) -> Tensor:
     """The regression target of `objective` for a noised batch."""
     if objective == "eps":
         return eps
@@ -65,7 +67,7 @@ def target_for(objective: Objective, x0: Tensor, eps: Tensor, alpha_bar: Tensor)
 
 
 def eps_from_prediction(
-    objective: Objective, x_t: Tensor, prediction: Tensor, alpha_bar: Tensor
+    objective: Objective, x_t: Tensor, prediction: Tensor, alpha_bar: Scalar
 ) -> Tensor:
     """Convert a network output of kind `objective` to the noise prediction eps."""
     if objective == "eps":

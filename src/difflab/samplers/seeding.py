@@ -1,0 +1,73 @@
+"""Sampling by seed: image k gets its own generator, so it is the same at any batch size."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from difflab.samplers.base import NoisePredictor, Sampler, Timesteps, draw_noise
+
+
+def image_generators(
+    seeds: Sequence[int], *, device: torch.device | str = "cpu"
+) -> list[torch.Generator]:
+    """One torch.Generator per image, seeded with that image's seed."""
+    return [torch.Generator(device=device).manual_seed(int(seed)) for seed in seeds]
+
+
+def initial_noise(
+    seeds: Sequence[int] | Sequence[torch.Generator],
+    shape: Sequence[int],
+    *,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype = torch.float32,
+) -> Tensor:
+    """x_T ~ N(0, I) of shape (len(seeds), *shape); row k depends on seeds[k] only.
+
+    `shape` is one image's shape (C, H, W). Given generators, they are advanced in place
+    (that is how sample_in_batches keeps drawing the per-step noise from the same streams).
+    """
+    if len(seeds) == 0:
+        raise ValueError("need at least one seed")
+    gens = (
+        seeds if isinstance(seeds[0], torch.Generator) else image_generators(seeds, device=device)
+    )
+    like = torch.empty((len(gens), *shape), device=gens[0].device, dtype=dtype)
+    return draw_noise(like, gens)
+
+
+def sample_in_batches(
+    sampler: Sampler,
+    predict_noise: NoisePredictor,
+    *,
+    seeds: Sequence[int],
+    shape: Sequence[int],
+    batch_size: int,
+    alpha_bar: Tensor,
+    timesteps: Timesteps,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype = torch.float32,
+    progress: bool = True,
+    **sampler_kw: Any,
+) -> Tensor:
+    """Draw len(seeds) images with `sampler`, batch_size at a time; returns (N, *shape) on the CPU.
+
+    Image k's initial noise and every per-step noise come from a generator seeded with
+    seeds[k], so image k is identical whatever batch_size is (up to float reduction order
+    inside the model, which can depend on the batch size on some backends).
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1 (--sample.batch-size), got {batch_size}")
+    outputs = []
+    with tqdm(total=len(seeds), unit="img", desc="sampling", disable=not progress) as bar:
+        for start in range(0, len(seeds), batch_size):
+            gens = image_generators(seeds[start : start + batch_size], device=device)
+            x_T = initial_noise(gens, shape, dtype=dtype)
+            x0 = sampler(predict_noise, x_T, alpha_bar, timesteps, generator=gens, **sampler_kw)
+            outputs.append(x0.cpu())
+            bar.update(len(gens))
+    return torch.cat(outputs)
