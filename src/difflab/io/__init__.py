@@ -1,1 +1,1 @@
-"""TODO: filled in by its issue."""
+"""Files in and out: pickle-free safetensors+JSON checkpoints (`difflab.io.checkpoint`), images."""

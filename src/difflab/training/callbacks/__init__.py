@@ -1,1 +1,31 @@
-"""TODO: filled in by its issue."""
+"""One callback per job. Generic ones are here; diffusion-specific ones (samples, evaluation)
+and tracking live in their own modules of this package."""
+
+from difflab.training.callbacks.checkpoint import CheckpointCB
+from difflab.training.callbacks.clip import GradClipCB
+from difflab.training.callbacks.device import AccelerateCB, process_rank
+from difflab.training.callbacks.ema import EMACB
+from difflab.training.callbacks.hooks import ActivationHooksCB
+from difflab.training.callbacks.lr_finder import LRFinderCB, LRFindResult, lr_find
+from difflab.training.callbacks.metrics import MetricsCB
+from difflab.training.callbacks.nonfinite import NonFiniteGuardCB
+from difflab.training.callbacks.progress import ProgressCB
+from difflab.training.callbacks.schedule import LRScheduleCB
+from difflab.training.callbacks.smoke import SingleBatchCB
+
+__all__ = [
+    "AccelerateCB",
+    "ActivationHooksCB",
+    "CheckpointCB",
+    "EMACB",
+    "GradClipCB",
+    "LRFindResult",
+    "LRFinderCB",
+    "LRScheduleCB",
+    "MetricsCB",
+    "NonFiniteGuardCB",
+    "ProgressCB",
+    "SingleBatchCB",
+    "lr_find",
+    "process_rank",
+]

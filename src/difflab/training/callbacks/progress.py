@@ -1,0 +1,107 @@
+"""Progress: tqdm bars (epochs, batches with live loss, images/s and ETA) on a terminal;
+plain log lines every `log_every` seconds when stderr is not a terminal (CI, log files)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from typing import TYPE_CHECKING, Any
+
+from difflab.training.callback import Callback
+from difflab.training.callbacks.metrics import batch_size_of
+
+if TYPE_CHECKING:  # pragma: no cover
+    from difflab.training.learner import Learner
+
+log = logging.getLogger("difflab.training")
+
+
+class ProgressCB(Callback):
+    """Shows training progress on the main process; shows the last reported `train/loss`."""
+
+    order = 40
+
+    def __init__(self, *, log_every: float = 30.0, tty: bool | None = None):
+        self.log_every = log_every
+        self.tty = tty
+        self._bar: Any = None
+        self._loss: float | None = None
+        self._images = 0
+        self._start = self._last_log = 0.0
+        self._epoch_losses: dict[str, float] = {}
+
+    def before_fit(self, learn: Learner) -> None:
+        if self.tty is None:
+            self.tty = sys.stderr.isatty()
+
+    def before_epoch(self, learn: Learner) -> None:
+        self._images, self._start = 0, time.perf_counter()
+        self._last_log = self._start
+        if learn.training and self.tty and learn.is_main_process:
+            from tqdm.auto import tqdm
+
+            self._bar = tqdm(
+                total=_length(learn.train_data),
+                unit="batch",
+                dynamic_ncols=True,
+                desc=f"epoch {learn.epoch + 1}/{learn.n_epochs}",
+                leave=False,
+            )
+
+    def after_batch(self, learn: Learner) -> None:
+        if not learn.training or not learn.is_main_process:
+            return
+        self._images += batch_size_of(learn.batch)
+        now = time.perf_counter()
+        speed = self._images / max(now - self._start, 1e-9)
+        if self._bar is not None:
+            self._bar.update(1)
+            self._bar.set_postfix(loss=_fmt(self._loss), img_s=f"{speed:.0f}", refresh=False)
+        elif now - self._last_log >= self.log_every:
+            self._last_log = now
+            log.info(
+                "epoch %d/%d step %d loss %s %.0f img/s",
+                learn.epoch + 1,
+                learn.n_epochs,
+                learn.step,
+                _fmt(self._loss),
+                speed,
+            )
+
+    def after_epoch(self, learn: Learner) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+        if learn.is_last_phase and learn.is_main_process:
+            losses = " ".join(f"{k} {v:.5g}" for k, v in self._epoch_losses.items())
+            message = f"epoch {learn.epoch + 1}/{learn.n_epochs} step {learn.step}: {losses}"
+            if self.tty:
+                from tqdm.auto import tqdm
+
+                tqdm.write(message, file=sys.stderr)
+            else:
+                log.info(message)
+            self._epoch_losses.clear()
+
+    def cleanup_fit(self, learn: Learner) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+    def on_report(self, learn: Learner, name: str, value: float, step: int) -> None:
+        if name == "train/loss":
+            self._loss = value
+        elif name.startswith("epoch/"):
+            self._epoch_losses[name.removeprefix("epoch/")] = value
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4g}"
+
+
+def _length(data: Any) -> int | None:
+    try:
+        return len(data)
+    except TypeError:
+        return None
