@@ -31,6 +31,10 @@ ALLOWED_GLOBALS = {
 }
 
 
+class RefusedGlobal(pickle.UnpicklingError):
+    """The pickle names a function or class that a CIFAR-10 batch never needs."""
+
+
 class RestrictedUnpickler(pickle.Unpickler):
     """Builds dicts, lists, strings, numbers and numpy arrays; refuses every other global."""
 
@@ -38,14 +42,14 @@ class RestrictedUnpickler(pickle.Unpickler):
         try:
             return ALLOWED_GLOBALS[(module, name)]
         except KeyError:
-            raise pickle.UnpicklingError(f"refused to load the global {module}.{name}") from None
+            raise RefusedGlobal(f"refused to load the global {module}.{name}") from None
 
 
 def unpickle(data: bytes, path: Path) -> object:
     """The object pickled in `data` (read from `path`), through RestrictedUnpickler."""
     try:
         return RestrictedUnpickler(io.BytesIO(data), encoding="latin1").load()
-    except pickle.UnpicklingError as err:
+    except RefusedGlobal as err:
         raise DatasetError(
             f"{path}: not a CIFAR-10 batch ({err}); it was not loaded. "
             "Use the files of the official cifar-10-python.tar.gz."

@@ -33,9 +33,8 @@ def read_gzip(path: Path) -> tuple[bytes, bytes]:
 
 def parse_idx(path: Path, content: bytes, *, ndim: int) -> np.ndarray:
     """The uint8 array stored in IDX `content` (decompressed bytes of `path`)."""
-    header = 4 + 4 * ndim
-    if len(content) < header:
-        raise DatasetError(f"{path}: only {len(content)} bytes, too short for an IDX header.")
+    if len(content) < 4:
+        raise DatasetError(f"{path}: only {len(content)} bytes, too short for an IDX file.")
     zero, dtype_code, nd = struct.unpack(">HBB", content[:4])
     if zero != 0 or dtype_code != 0x08:
         raise DatasetError(
@@ -48,6 +47,9 @@ def parse_idx(path: Path, content: bytes, *, ndim: int) -> np.ndarray:
             f"{path}: has {nd} dimensions where {what} were expected: "
             "are the image and label files swapped?"
         )
+    header = 4 + 4 * ndim
+    if len(content) < header:
+        raise DatasetError(f"{path}: only {len(content)} bytes, too short for its IDX header.")
     dims = struct.unpack(f">{nd}I", content[4:header])
     size = int(np.prod(dims, dtype=np.int64))
     if len(content) - header != size:
