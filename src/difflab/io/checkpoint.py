@@ -11,7 +11,7 @@ A checkpoint `NAME` in a folder is three files:
 Each file is written to a temporary name in the same folder, fsync'ed and renamed, and the
 folder is fsync'ed, so a crash at any moment leaves either a complete new checkpoint or none:
 readers only trust checkpoints with a marker. Nothing is ever unpickled: safetensors and JSON
-only (no torch.load).
+only: no torch.load, no pickle.
 """
 
 from __future__ import annotations
@@ -114,7 +114,7 @@ def save_checkpoint(folder: str | Path, state: dict[str, Any], *, step: int) -> 
     name = f"{_next_sequence(folder):06d}-step{step}"
     tensors, structure = flatten_state(state)
     document = {"format": FORMAT_VERSION, "state": structure}
-    text = json.dumps(document, indent=1, sort_keys=True, allow_nan=True) + "\n"
+    text = json.dumps(document, indent=1, allow_nan=True) + "\n"  # keeps key order
     _write_atomic(folder / f"{name}.safetensors", lambda p: save_file(tensors, str(p)))
     _write_atomic(folder / f"{name}.json", lambda p: p.write_text(text))
     _write_atomic(folder / f"{name}{MARKER}", lambda p: p.write_text(f"{step}\n"))
