@@ -29,7 +29,7 @@ def test_update_matches_the_geometric_sum():
     ema, model = nn.Linear(3, 2), nn.Linear(3, 2)
     e0 = [p.detach().clone().double() for p in ema.parameters()]
     history = []
-    for k in range(1, n + 1):
+    for _ in range(n):
         with torch.no_grad():
             for p in model.parameters():
                 p.copy_(torch.randn_like(p))
