@@ -132,3 +132,57 @@ def test_tracker_names_are_validated():
     assert parse_tracker_names("local, wandb,local") == ["local", "wandb"]
     with pytest.raises(ValueError, match="--trackers: 'mlflow'"):
         parse_tracker_names(["mlflow"])
+
+
+def _tiny_fit(run_dir: Path, *, fail_at: int | None = None) -> None:
+    import torch
+
+    from difflab.training import Learner
+    from difflab.training.callbacks import CheckpointCB, MetricsCB
+
+    torch.manual_seed(0)
+    batches = [(torch.randn(8, 2), torch.randn(8, 1)) for _ in range(3)]
+    calls = []
+
+    def objective(model, batch):
+        calls.append(1)
+        if fail_at is not None and len(calls) == fail_at:
+            raise RuntimeError("boom")
+        x, y = batch
+        return torch.nn.functional.mse_loss(model(x), y)
+
+    config = config_to_dict(RunConfig())
+    cbs = [
+        MetricsCB(report_every=1),
+        CheckpointCB(every=0, handle_signals=False),
+        TrackingCallback(make_trackers("local", run_dir, config)),
+    ]
+    learn = Learner(
+        torch.nn.Linear(2, 1),
+        batches,
+        objective,
+        valid_data=batches[:1],
+        lr=0.1,
+        callbacks=cbs,
+        run_dir=run_dir,
+    )
+    learn.fit(2)
+
+
+def test_real_learner_feeds_the_local_store(tmp_path):
+    run_dir = create_run_folder(tmp_path, config_to_dict(RunConfig()), dataset="d", preset="p")
+    _tiny_fit(run_dir)
+    with RunStore(tmp_path) as store:
+        run = store.get_run(run_dir.name)
+        assert run.status == "finished"
+        assert [s for s, _ in store.metric_series(run.name, "train/loss")] == list(range(1, 7))
+        assert [s for s, _ in store.metric_series(run.name, "epoch/valid_loss")] == [3, 6]
+        checkpoints = store.artifacts(run.name, kind="artifact")
+        assert checkpoints and all(a.path.is_file() or a.step < 6 for a in checkpoints)
+
+    failed = create_run_folder(tmp_path, config_to_dict(RunConfig()), dataset="d", preset="p")
+    with pytest.raises(RuntimeError, match="boom"):
+        _tiny_fit(failed, fail_at=2)
+    with RunStore(tmp_path) as store:
+        assert store.get_run(failed.name).status == "failed"
+        assert len(store.metric_series(failed.name, "train/loss")) == 1  # flushed on failure
