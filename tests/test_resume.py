@@ -1,0 +1,126 @@
+"""Exact resume: a run stopped anywhere (CancelFit in-process, SIGKILL, SIGTERM) and resumed
+ends with weights bit-identical to an uninterrupted run; no sample is seen twice or skipped."""
+
+from __future__ import annotations
+
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from test_resume_worker import denoise_objective, make_data, make_model
+
+from difflab.io.checkpoint import checkpoint_step, list_checkpoints
+from difflab.training import Callback, CancelFitException, Learner
+from difflab.training.standard import standard_callbacks
+
+WORKER = Path(__file__).with_name("test_resume_worker.py")
+BATCHES_PER_EPOCH = 12
+
+
+class RecordIds(Callback):
+    """Sample ids (the labels) seen in training, per epoch."""
+
+    def __init__(self):
+        self.seen: dict[int, list[int]] = {}
+
+    def after_batch(self, learn):
+        if learn.training:
+            self.seen.setdefault(learn.epoch, []).extend(learn.batch[1].tolist())
+
+
+class StopAt(Callback):
+    order = 200  # after the checkpoint callback
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def after_batch(self, learn):
+        if learn.training and learn.step == self.step:
+            raise CancelFitException
+
+
+def run(run_dir: Path, *extra: Callback, resume: bool = False, every: int = 7) -> Learner:
+    callbacks = standard_callbacks(checkpoint_every=every, progress=False, cpu=True)
+    learn = Learner(make_model(), make_data(), denoise_objective, lr=1e-2, run_dir=run_dir,
+                    valid_data=make_data(seed=7, n=32), callbacks=[*callbacks, *extra])
+    learn.fit(2, resume=run_dir if resume else None)
+    return learn
+
+
+@pytest.mark.parametrize("stop", [7, 12])  # mid-epoch, and right after the epoch's last batch
+def test_in_process_resume_is_exact_and_sees_each_sample_once(tmp_path, stop):
+    full_ids, first_ids, second_ids = RecordIds(), RecordIds(), RecordIds()
+    full = run(tmp_path / "full", full_ids, every=stop)
+    run(tmp_path / "cut", first_ids, StopAt(stop), every=stop)
+    resumed = run(tmp_path / "cut", second_ids, resume=True, every=stop)
+    assert resumed.step == full.step == 2 * BATCHES_PER_EPOCH
+    interrupted = first_ids.seen[0] + second_ids.seen.get(0, [])
+    assert interrupted == full_ids.seen[0]  # same order: no duplicate, no gap
+    assert sorted(interrupted) == sorted(set(interrupted)) and len(interrupted) == 96
+    assert second_ids.seen[1] == full_ids.seen[1]
+    for (name, a), b in zip(full.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b), name
+
+
+def start_worker(run_dir: Path, out: Path, *extra: str) -> subprocess.Popen:
+    cmd = [sys.executable, str(WORKER), str(run_dir), str(out), "--epochs", "3", "--every", "4",
+           *extra]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finish(proc: subprocess.Popen, timeout: float = 120) -> str:
+    out, err = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, err[-3000:]
+    return out
+
+
+def wait_for_midepoch_checkpoint(folder: Path, proc: subprocess.Popen) -> int:
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        steps = [checkpoint_step(p) for p in list_checkpoints(folder)] if folder.is_dir() else []
+        if any(s % BATCHES_PER_EPOCH for s in steps):
+            return max(steps)
+        assert proc.poll() is None, proc.communicate()[1][-3000:]
+        time.sleep(0.02)
+    raise AssertionError("no mid-epoch checkpoint appeared")
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """The uninterrupted run's final weights (started once, in the background)."""
+    folder = tmp_path_factory.mktemp("reference")
+    proc = start_worker(folder / "run", folder / "w.safetensors", "--delay", "0.05")
+    yield lambda: (finish(proc), (folder / "w.safetensors").read_bytes())[1]
+    if proc.poll() is None:
+        proc.kill()
+
+
+def test_sigkill_at_a_random_moment_then_resume_is_bit_identical(tmp_path, reference):
+    seed = random.randrange(10**6)
+    victim = start_worker(tmp_path / "run", tmp_path / "w.safetensors", "--delay", "0.05")
+    wait_for_midepoch_checkpoint(tmp_path / "run" / "checkpoints", victim)
+    time.sleep(random.Random(seed).uniform(0.0, 0.6))
+    victim.send_signal(signal.SIGKILL)
+    victim.communicate(timeout=30)
+    assert victim.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    finish(start_worker(tmp_path / "run", tmp_path / "w.safetensors", "--resume"))
+    assert (tmp_path / "w.safetensors").read_bytes() == reference(), f"kill seed {seed}"
+
+
+def test_sigterm_writes_a_checkpoint_and_exits_cleanly(tmp_path, reference):
+    victim = start_worker(tmp_path / "run", tmp_path / "w.safetensors", "--delay", "0.05")
+    folder = tmp_path / "run" / "checkpoints"
+    before = wait_for_midepoch_checkpoint(folder, victim)
+    victim.send_signal(signal.SIGTERM)
+    out = finish(victim)
+    assert "stopped by signal 15" in out
+    last = checkpoint_step(list_checkpoints(folder)[-1])
+    assert last > before and last < 3 * BATCHES_PER_EPOCH
+    assert not (tmp_path / "w.safetensors").exists()
+    finish(start_worker(tmp_path / "run", tmp_path / "w.safetensors", "--resume"))
+    assert (tmp_path / "w.safetensors").read_bytes() == reference()
