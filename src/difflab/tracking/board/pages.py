@@ -1,0 +1,250 @@
+"""HTML pages of the board. Every value shown goes through `esc` (run names and config
+values are user input); every URL part through `quote`."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from html import escape
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from difflab.tracking.board.svg import line_chart
+from difflab.tracking.run_folder import CODE_DIFF_FILE, ENVIRONMENT_FILE
+from difflab.tracking.store import RunRecord, RunStore
+
+LOSS_METRICS = ("train/loss", "epoch/train_loss", "epoch/valid_loss")
+_MAX_DIFF_CHARS = 200_000
+_CONFIG_COLUMNS = 6
+
+
+def esc(value: Any) -> str:
+    if isinstance(value, float):
+        value = "nan" if math.isnan(value) else f"{value:.4g}"
+    elif value is None:
+        value = "-"
+    elif not isinstance(value, str):
+        value = json.dumps(value)
+    return escape(value, quote=True)
+
+
+def page(title: str, body: str) -> str:
+    return (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        f"<title>{esc(title)} · difflab board</title>"
+        '<link rel="stylesheet" href="/static/board.css">'
+        '<script src="/static/board.js" defer></script></head><body>'
+        '<header><a href="/">difflab board</a></header>'
+        f"<main>{body}</main></body></html>"
+    )
+
+
+def run_url(name: str) -> str:
+    return "/run/" + quote(name, safe="")
+
+
+def file_url(name: str, path: Path, run_dir: Path) -> str:
+    return f"/file/{quote(name, safe='')}/{quote(path.relative_to(run_dir).as_posix())}"
+
+
+# --- the runs table ----------------------------------------------------------------------------
+
+
+def matches(params: dict[str, Any], filters: list[tuple[str, str]]) -> bool:
+    """Every `key=value` filter equals the run's config value (as shown, or as JSON)."""
+    for key, want in filters:
+        have = params.get(key)
+        if key not in params or want not in (esc(have), json.dumps(have), str(have)):
+            return False
+    return True
+
+
+def parse_filters(text: str) -> list[tuple[str, str]]:
+    pairs = [part.split("=", 1) for part in text.split(",") if "=" in part]
+    return [(k.strip(), v.strip()) for k, v in pairs]
+
+
+def sort_key(run: RunRecord, column: str) -> tuple:
+    if column in ("name", "status", "dataset", "preset", "started"):
+        value = getattr(run, column)
+        return (value is None, value if value is not None else 0)
+    value = run.last.get(column)
+    missing = value is None or (isinstance(value, float) and math.isnan(value))
+    return (missing, 0.0 if missing else value)
+
+
+def runs_page(store: RunStore, *, sort: str, order: str, filter_text: str) -> str:
+    runs = store.list_runs()
+    params = {r.name: store.parameters(r.name) for r in runs}
+    filters = parse_filters(filter_text)
+    runs = [r for r in runs if matches(params[r.name], filters)]
+    runs.sort(key=lambda r: sort_key(r, sort), reverse=order == "desc")
+    runs.sort(key=lambda r: sort_key(r, sort)[0])  # missing values last either way
+    metrics = sorted({m for r in runs for m in r.last})
+    varying = _varying_keys([params[r.name] for r in runs])[:_CONFIG_COLUMNS]
+    head = "".join(
+        _sort_link(c, sort, order, filter_text)
+        for c in ("name", "status", "started", "dataset", "preset", *metrics)
+    )
+    head += "".join(f"<th>{esc(k)}</th>" for k in varying)
+    rows = "".join(_run_row(r, metrics, varying, params[r.name]) for r in runs)
+    form = (
+        '<form method="get" action="/" class="filter"><label>filter config '
+        f'<input name="filter" value="{esc(filter_text)}" '
+        'placeholder="train.lr=0.003, model.preset=tiny"></label>'
+        f'<input type="hidden" name="sort" value="{esc(sort)}">'
+        f'<input type="hidden" name="order" value="{esc(order)}">'
+        "<button>apply</button></form>"
+    )
+    table = (
+        '<form method="get" action="/compare"><table id="runs"><thead><tr>'
+        f"<th>compare</th>{head}</tr></thead><tbody>{rows}</tbody></table>"
+        "<button>compare selected (2-4)</button></form>"
+    )
+    count = f"<p>{len(runs)} run{'s' if len(runs) != 1 else ''}</p>"
+    return page("runs", f"<h1>Runs</h1>{form}{count}{table}")
+
+
+def _varying_keys(all_params: list[dict[str, Any]]) -> list[str]:
+    keys = sorted({k for p in all_params for k in p})
+    return [k for k in keys if len({json.dumps(p.get(k)) for p in all_params}) > 1]
+
+
+def _sort_link(column: str, sort: str, order: str, filter_text: str) -> str:
+    new_order = "asc" if column != sort or order == "desc" else "desc"
+    arrow = {"asc": " ▲", "desc": " ▼"}[order] if column == sort else ""
+    query = urlencode({"sort": column, "order": new_order, "filter": filter_text})
+    return f'<th><a href="/?{esc(query)}">{esc(column)}{arrow}</a></th>'
+
+
+def _run_row(run: RunRecord, metrics: list[str], varying: list[str], params: dict) -> str:
+    cells = [
+        f'<td><input type="checkbox" name="run" value="{esc(run.name)}"></td>',
+        f'<td><a href="{esc(run_url(run.name))}">{esc(run.name)}</a></td>',
+        f'<td class="status-{esc(run.status)}">{esc(run.status)}</td>',
+        f"<td>{esc(_when(run.started))}</td><td>{esc(run.dataset)}</td>",
+        f"<td>{esc(run.preset)}</td>",
+    ]
+    cells += [f'<td class="num">{esc(run.last.get(m))}</td>' for m in metrics]
+    cells += [f"<td>{esc(params.get(k))}</td>" for k in varying]
+    return f"<tr>{''.join(cells)}</tr>"
+
+
+def _when(ts: float | None) -> str | None:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts)) if ts else None
+
+
+# --- one run -----------------------------------------------------------------------------------
+
+
+def charts(store: RunStore, names: list[str]) -> str:
+    """Loss curves together (log scale), then one chart per other metric; a series per run."""
+    metrics = sorted({m for n in names for m in store.metric_names(n)})
+    losses = [m for m in LOSS_METRICS if m in metrics]
+    out = []
+    if losses:
+        series = [(_label(n, m, names), store.metric_series(n, m)) for n in names for m in losses]
+        out.append(line_chart(series, title="loss", log_y=True))
+    for metric in (m for m in metrics if m not in LOSS_METRICS):
+        series = [(_label(n, metric, names), store.metric_series(n, metric)) for n in names]
+        out.append(line_chart(series, title=metric))
+    return '<div class="charts">' + "".join(out) + "</div>"
+
+
+def _label(name: str, metric: str, names: list[str]) -> str:
+    return metric if len(names) == 1 else f"{name} {metric}"
+
+
+def grids(store: RunStore, name: str) -> str:
+    """The sample grids by step, with a slider (board.js); without JS the last one shows."""
+    run_dir = store.run_dir(name)
+    images = store.artifacts(name, kind="image")
+    if not images:
+        return '<p class="empty">no sample grids</p>'
+    urls = [file_url(name, a.path, run_dir) for a in images]
+    labels = [f"{a.name} · step {a.step}" for a in images]
+    last = len(images) - 1
+    return (
+        f'<figure class="grids" data-urls="{esc(json.dumps(urls))}" '
+        f'data-labels="{esc(json.dumps(labels))}">'
+        f'<img class="grid" src="{esc(urls[last])}" alt="sample grid">'
+        f"<figcaption>{esc(labels[last])}</figcaption>"
+        f'<input class="slider" type="range" min="0" max="{last}" value="{last}" '
+        f'aria-label="sample grid by epoch"></figure>'
+    )
+
+
+def run_page(store: RunStore, name: str) -> str:
+    run = store.get_run(name)
+    params = store.parameters(name)
+    environment = _read_json(run.path / ENVIRONMENT_FILE)
+    facts = {
+        "status": run.status,
+        "dataset": run.dataset,
+        "preset": run.preset,
+        "started": _when(run.started),
+        "ended": _when(run.ended),
+        "git commit": environment.get("git_commit"),
+        "folder": str(run.path),
+    }
+    fact_rows = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in facts.items())
+    config_rows = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in params.items())
+    return page(
+        name,
+        f'<h1>{esc(name)}</h1><table class="facts">{fact_rows}</table>'
+        f"<h2>Curves</h2>{charts(store, [name])}<h2>Samples</h2>{grids(store, name)}"
+        f'<h2>Config</h2><table class="config">{config_rows}</table>'
+        f"<h2>Code diff</h2>{_diff(run.path)}",
+    )
+
+
+def _diff(run_dir: Path) -> str:
+    try:
+        text = (run_dir / CODE_DIFF_FILE).read_text(errors="replace")
+    except OSError:
+        return '<p class="empty">no code.diff in the run folder</p>'
+    if not text.strip():
+        return '<p class="empty">no uncommitted changes: the code is the git commit above</p>'
+    cut = "\n… (truncated)" if len(text) > _MAX_DIFF_CHARS else ""
+    return f'<pre class="diff">{esc(text[:_MAX_DIFF_CHARS] + cut)}</pre>'
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+# --- comparison --------------------------------------------------------------------------------
+
+
+def compare_page(store: RunStore, names: list[str]) -> str:
+    params = {n: store.parameters(n) for n in names}
+    keys = _varying_keys(list(params.values()))
+    head = "".join(f'<th><a href="{esc(run_url(n))}">{esc(n)}</a></th>' for n in names)
+    rows = "".join(
+        f"<tr><th>{esc(k)}</th>"
+        + "".join(f"<td>{esc(params[n].get(k))}</td>" for n in names)
+        + "</tr>"
+        for k in keys
+    )
+    last_grids = "".join(f"<div><h3>{esc(n)}</h3>{_last_grid(store, n)}</div>" for n in names)
+    return page(
+        "compare",
+        f"<h1>Comparing {len(names)} runs</h1>"
+        f'<h2>Config differences</h2><table class="config"><tr><th></th>{head}</tr>'
+        f"{rows}</table><h2>Curves</h2>{charts(store, names)}"
+        f'<h2>Last sample grids</h2><div class="side">{last_grids}</div>',
+    )
+
+
+def _last_grid(store: RunStore, name: str) -> str:
+    images = store.artifacts(name, kind="image")
+    if not images:
+        return '<p class="empty">no sample grids</p>'
+    url = file_url(name, images[-1].path, store.run_dir(name))
+    return f'<img class="grid" src="{esc(url)}" alt="last sample grid of {esc(name)}">'
