@@ -7,8 +7,6 @@ trailing always starts at t = T-1, which is why it is our default for DDPM and D
 
 from __future__ import annotations
 
-from typing import Literal
-
 import numpy as np
 import torch
 from torch import Tensor
@@ -16,7 +14,7 @@ from torch import Tensor
 from difflab.diffusion.interpolation import timestep_at_sigma
 from difflab.diffusion.schedules import sigma_from_alpha_bar
 
-Spacing = Literal["linspace", "leading", "trailing", "karras"]
+EDM_SIGMA_MAX = 80.0  # Karras et al. 2022, Table 1 / Sec. 5
 
 
 def _check_steps(n_train_steps: int, steps: int) -> None:
@@ -69,12 +67,25 @@ def karras_sigmas(sigma_min: float, sigma_max: float, steps: int, *, rho: float 
     return (hi + ramp * (lo - hi)) ** rho
 
 
-def karras_timesteps(alpha_bar: Tensor, steps: int, *, rho: float = 7.0) -> Tensor:
-    """Fractional timesteps (float64) whose sigmas are Karras-spaced between the schedule's ends."""
+def karras_timesteps(
+    alpha_bar: Tensor,
+    steps: int,
+    *,
+    rho: float = 7.0,
+    sigma_min: float | None = None,
+    sigma_max: float | None = None,
+) -> Tensor:
+    """Fractional timesteps (float64) whose sigmas are Karras-spaced (eq. 5).
+
+    sigma_min / sigma_max default to the schedule's ends (sigma at t = 0 and t = T-1) and are
+    clamped to them; the t of each sigma comes from log-sigma interpolation of the table.
+    """
     _check_steps(alpha_bar.shape[0], steps)
     sigma = sigma_from_alpha_bar(alpha_bar.detach().to("cpu", torch.float64))
-    sigmas = karras_sigmas(float(sigma[0]), float(sigma[-1]), steps, rho=rho)
-    return timestep_at_sigma(alpha_bar, sigmas)
+    lo, hi = float(sigma[0]), float(sigma[-1])
+    lo = lo if sigma_min is None else min(max(sigma_min, lo), hi)
+    hi = hi if sigma_max is None else min(max(sigma_max, lo), hi)
+    return timestep_at_sigma(alpha_bar, karras_sigmas(lo, hi, steps, rho=rho))
 
 
 # --- Skip-step schedules of the reference work (fast.ai 2022 part 2, DDPM lessons) ---
@@ -96,7 +107,9 @@ def timesteps_for(
 
     ddpm, ddim: trailing spacing (starts at T-1). ddpm_skip: the full chain (its model calls
     are set by `model_steps`, not by `steps`). euler, dpmpp_2m: Karras rho=7 sigmas (needs
-    alpha_bar). heun: Karras with (steps+1)//2 timesteps, i.e. 2N-1 <= steps evaluations.
+    alpha_bar) from sigma_max = min(80, table max) (EDM's sigma_max: schedules such as the
+    clipped cosine reach sigma ~ 2e4 at T-1 and would waste steps there). heun: the same with
+    (steps+1)//2 timesteps, i.e. 2N-1 <= steps model evaluations.
     """
     if sampler_name == "ddpm_skip":
         return full_chain(n_train_steps)
@@ -109,7 +122,7 @@ def timesteps_for(
                 f"with {n_train_steps} entries"
             )
         n = (steps + 1) // 2 if sampler_name == "heun" else steps
-        return karras_timesteps(alpha_bar, n)
+        return karras_timesteps(alpha_bar, n, sigma_max=EDM_SIGMA_MAX)
     raise ValueError(
         f"unknown sampler {sampler_name!r}: choose ddpm, ddpm_skip, ddim, euler, heun "
         "or dpmpp_2m (--sample.sampler)"
