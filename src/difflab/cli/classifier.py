@@ -29,7 +29,7 @@ def add_parser(subparsers: argparse._SubParsersAction, name: str) -> argparse.Ar
         help="training dataset (default: fashion_mnist)",
     )
     train.add_argument("--root", default=None, help="dataset folder (else $DIFFLAB_DATA)")
-    train.add_argument("--epochs", type=int, default=16, help="training epochs (default: 16)")
+    train.add_argument("--epochs", type=int, default=12, help="training epochs (default: 12)")
     train.add_argument("--batch-size", type=int, default=256, help="batch size (default: 256)")
     train.add_argument("--lr", type=float, default=1e-2, help="peak one-cycle LR (default: 1e-2)")
     train.add_argument(
@@ -47,6 +47,12 @@ def add_parser(subparsers: argparse._SubParsersAction, name: str) -> argparse.Ar
         default="classifier",
         help="output folder (default: ./classifier; the shipped copy lives in src/difflab/assets)",
     )
+    train.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads (1 avoids spin-waiting on a busy shared machine)",
+    )
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(handler=run)
     return parser
@@ -59,6 +65,10 @@ def run(args: argparse.Namespace) -> int:
         save_classifier_assets,
     )
 
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(args.threads)
     config = ClassifierTrainConfig(
         dataset=args.dataset,
         root=args.root,
