@@ -86,9 +86,20 @@ def check_data_sharding(data: Any, num_processes: int) -> None:
         )
 
 
-def process_rank() -> tuple[int, int]:
-    """(rank, world_size) of this process (0, 1 unless started by `accelerate launch`)."""
+def use_cpu(cpu: bool = False) -> bool:
+    """True when training runs on the CPU: asked for, or no GPU/MPS device exists.
+
+    Accelerate only sets up multi-process CPU training (gloo) when told `cpu=True`.
+    """
+    import torch
+
+    return cpu or not (torch.cuda.is_available() or torch.backends.mps.is_available())
+
+
+def process_rank(*, cpu: bool = False) -> tuple[int, int]:
+    """(rank, world_size) of this process: (0, 1) unless started by `accelerate launch`
+    or `torchrun` (use the same `cpu` as AccelerateCB)."""
     from accelerate import PartialState
 
-    state = PartialState()
+    state = PartialState(cpu=use_cpu(cpu))
     return state.process_index, state.num_processes
