@@ -81,6 +81,8 @@ class BoardHandler(BaseHTTPRequestHandler):
     def _route(self) -> tuple[HTTPStatus, str, bytes]:
         url = urlsplit(self.path)
         query = parse_qs(url.query)
+        if url.path == "/favicon.ico":  # browsers ask for it; nothing to show
+            return HTTPStatus.NO_CONTENT, "image/x-icon", b""
         if url.path in _STATIC:
             ctype, text = _STATIC[url.path]
             return HTTPStatus.OK, ctype, text.encode()
