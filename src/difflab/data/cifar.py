@@ -21,6 +21,7 @@ from difflab.data.catalog import DatasetSpec, FileSpec
 from difflab.data.checksums import FileCheck, check_file
 from difflab.data.errors import DatasetError
 
+MAX_MEMBER_BYTES = 64 << 20
 _RECONSTRUCT = np.ndarray.__reduce__(np.zeros(1))[0]  # numpy's _reconstruct, wherever it lives
 # The only globals a CIFAR batch names: how numpy pickles an array (protocols 2-4).
 ALLOWED_GLOBALS = {
@@ -96,6 +97,11 @@ def read_members(archive: Path, wanted: set[str]) -> dict[str, bytes]:
             for member in tar:
                 name = member.name.rsplit("/", 1)[-1]
                 if member.isfile() and name in wanted and name not in found:
+                    if member.size > MAX_MEMBER_BYTES:  # real batches are 31 MB
+                        raise DatasetError(
+                            f"{archive}: {member.name} is {member.size:,} bytes, "
+                            "far more than a CIFAR-10 batch; not loaded."
+                        )
                     found[name] = tar.extractfile(member).read()
     except (tarfile.TarError, EOFError, OSError, zlib.error) as err:
         raise DatasetError(
