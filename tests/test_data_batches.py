@@ -108,6 +108,10 @@ def test_state_from_other_settings_is_refused():
     other = InMemoryBatches(numbered_images(20), batch_size=4, seed=2)
     with pytest.raises(ValueError, match="seed=1 but this loader has seed=2"):
         other.load_state_dict(b.state_dict())
+    b.load_state_dict({"epoch": 3, "position": 5})  # 5 of 5 batches: epoch 3 is done
+    assert (b.epoch, b.position) == (4, 0)
+    with pytest.raises(ValueError, match="outside 0..5"):
+        b.load_state_dict({"epoch": 3, "position": 6})
 
 
 @pytest.mark.parametrize(("n", "drop_last"), [(60, True), (64, True), (64, False), (61, False)])

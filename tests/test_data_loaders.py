@@ -392,6 +392,8 @@ def test_image_folder_with_class_subfolders(tmp_path):
     ds = load_images(tmp_path / "pets")
     assert ds.images.shape == (6, 3, 6, 5) and ds.classes == ["cats", "dogs"]
     assert ds.labels.tolist() == [0, 0, 0, 1, 1, 1] and ds.checks == ()
+    with pytest.raises(DatasetError, match="has no test/ sub-folder"):
+        load_images(tmp_path / "pets", "test")
     np.testing.assert_array_equal(ds.images[4], arrays["dogs/1.png"].transpose(2, 0, 1))
 
 

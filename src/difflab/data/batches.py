@@ -134,6 +134,8 @@ class InMemoryBatches:
         if not 0 <= state["position"] <= len(self):
             raise ValueError(f"position {state['position']} is outside 0..{len(self)}")
         self.epoch, self.position = int(state["epoch"]), int(state["position"])
+        if self.position == len(self):  # a finished epoch: the next one starts
+            self.epoch, self.position = self.epoch + 1, 0
 
 
 def check_options(n: int, *, batch_size: int, rank: int, world_size: int) -> None:

@@ -72,6 +72,10 @@ def read_folder(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray, list[
         raise DatasetError(f"{folder}: no such folder (and not a known data set name).")
     if (folder / split).is_dir():
         folder = folder / split
+    elif split != "train":
+        raise DatasetError(
+            f"{folder}: has no {split}/ sub-folder; the folder itself is the train split."
+        )
     paths, labels, classes = list_images(folder)
     first = decode(paths[0])
     images = np.empty((len(paths), first.shape[2], *first.shape[:2]), dtype=np.uint8)
