@@ -14,7 +14,7 @@ import torch
 
 from difflab.diffusion import Schedule, as_noise_predictor
 from difflab.samplers import SAMPLERS, sample_in_batches
-from difflab.samplers.timesteps import timesteps_for
+from difflab.samplers.timesteps import skip_every_third, timesteps_for
 
 
 @dataclass(frozen=True)
@@ -31,13 +31,11 @@ class SamplingPlan:
 
 def model_evaluations(plan: SamplingPlan, n_train_steps: int) -> int:
     """Network evaluations per image (Heun pays two per step but the last)."""
-    timesteps = timesteps_for(plan.sampler, n_train_steps, plan.steps)
-    n = len(timesteps)
-    if plan.sampler == "heun":
-        return 2 * n - 1
     if plan.sampler == "ddpm_skip":
-        return plan.steps
-    return n
+        return len(skip_every_third(n_train_steps))
+    if plan.sampler == "heun":
+        return 2 * ((plan.steps + 1) // 2) - 1
+    return plan.steps
 
 
 def _autocast(enabled: bool, device: torch.device):
@@ -47,9 +45,17 @@ def _autocast(enabled: bool, device: torch.device):
 
 
 @torch.no_grad()
-def generate_images(model: torch.nn.Module, schedule: Schedule, *, objective: str,
-                    image_shape: tuple[int, int, int], seeds: list[int], plan: SamplingPlan,
-                    on_step: Callable | None = None, progress: bool = True) -> torch.Tensor:
+def generate_images(
+    model: torch.nn.Module,
+    schedule: Schedule,
+    *,
+    objective: str,
+    image_shape: tuple[int, int, int],
+    seeds: list[int],
+    plan: SamplingPlan,
+    on_step: Callable | None = None,
+    progress: bool = True,
+) -> torch.Tensor:
     """Float images (N, C, H, W) in the data range, one per seed."""
     if plan.sampler not in SAMPLERS:
         raise ValueError(f"--sample.sampler: {plan.sampler!r} is not one of {', '.join(SAMPLERS)}")
@@ -62,13 +68,23 @@ def generate_images(model: torch.nn.Module, schedule: Schedule, *, objective: st
         with _autocast(plan.bf16, device):
             return predict(x_t.to(device), t.to(device)).float().to(x_t.device)
 
-    timesteps = timesteps_for(plan.sampler, schedule.n_steps, plan.steps)
+    timesteps = timesteps_for(
+        plan.sampler, schedule.n_steps, plan.steps, alpha_bar=schedule.alpha_bar
+    )
     extra = {"eta": plan.eta} if plan.sampler == "ddim" else {}
     try:
         return sample_in_batches(
-            SAMPLERS[plan.sampler], predict_noise, seeds=seeds, shape=image_shape,
-            batch_size=plan.batch_size, alpha_bar=schedule.alpha_bar, timesteps=timesteps,
-            clip_x0=plan.clip_x0, on_step=on_step, progress=progress, **extra,
+            SAMPLERS[plan.sampler],
+            predict_noise,
+            seeds=seeds,
+            shape=image_shape,
+            batch_size=plan.batch_size,
+            alpha_bar=schedule.alpha_bar,
+            timesteps=timesteps,
+            clip_x0=plan.clip_x0,
+            on_step=on_step,
+            progress=progress,
+            **extra,
         )
     finally:
         model.train(was_training)

@@ -25,18 +25,27 @@ def _flags(cls: type, prefix: str = "") -> list[tuple[str, str, str]]:
             out += _flags(tp, dotted + ".")
         else:
             help_text = f.metadata.get("help", "")
-            out.append(("--" + dotted.replace("_", "-"), dotted, f"{help_text} (default: {f.default})"))
+            out.append(
+                ("--" + dotted.replace("_", "-"), dotted, f"{help_text} (default: {f.default})")
+            )
     return out
 
 
-def add_config_arguments(parser: argparse.ArgumentParser, *, sections: tuple[str, ...] | None = None
-                         ) -> None:
+def add_config_arguments(
+    parser: argparse.ArgumentParser, *, sections: tuple[str, ...] | None = None
+) -> None:
     """--config, --preset, --dry-run and one flag per config field (all sections by default)."""
-    parser.add_argument("--config", metavar="TOML", help="TOML file of settings (sections as below)")
-    parser.add_argument("--preset", choices=sorted(PRESETS),
-                        help="named starting point; --config and flags override it")
-    parser.add_argument("--dry-run", action="store_true",
-                        help="print the resolved config as JSON and exit")
+    parser.add_argument(
+        "--config", metavar="TOML", help="TOML file of settings (sections as below)"
+    )
+    parser.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        help="named starting point; --config and flags override it",
+    )
+    parser.add_argument(
+        "--dry-run", action="store_true", help="print the resolved config as JSON and exit"
+    )
     groups: dict[str, argparse._ArgumentGroup] = {}
     for flag, dotted, help_text in _flags(RunConfig):
         section = dotted.split(".")[0] if "." in dotted else "run"
@@ -44,13 +53,19 @@ def add_config_arguments(parser: argparse.ArgumentParser, *, sections: tuple[str
             continue
         if section not in groups:
             groups[section] = parser.add_argument_group(f"{section} options")
-        groups[section].add_argument(flag, dest=f"cfg:{dotted}", default=_SENTINEL,
-                                     metavar="V", help=help_text)
+        groups[section].add_argument(
+            flag, dest=f"cfg:{dotted}", default=_SENTINEL, metavar="V", help=help_text
+        )
+
+
+def given_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The config flags the user actually gave, as {dotted key: raw value}."""
+    return {k[4:]: v for k, v in vars(args).items() if k.startswith("cfg:") and v is not _SENTINEL}
 
 
 def resolve_config(args: argparse.Namespace) -> RunConfig:
     """Defaults < --preset < --config < flags. Prints and exits on --dry-run."""
-    overrides = {k[4:]: v for k, v in vars(args).items() if k.startswith("cfg:") and v is not _SENTINEL}
+    overrides = given_overrides(args)
     config = load_config(args.config, preset=args.preset, overrides=overrides)
     if args.dry_run:
         json.dump(config_to_dict(config), sys.stdout, indent=2)

@@ -35,7 +35,9 @@ def config_from_dict(data: dict[str, Any], cls: type = RunConfig, *, where: str 
     unknown = set(data) - set(hints)
     if unknown:
         known = ", ".join(sorted(hints))
-        raise ConfigError(f"unknown key(s) {sorted(unknown)} in [{where or 'top level'}]; known: {known}")
+        raise ConfigError(
+            f"unknown key(s) {sorted(unknown)} in [{where or 'top level'}]; known: {known}"
+        )
     kwargs = {}
     for name, value in data.items():
         tp = hints[name]
@@ -45,14 +47,14 @@ def config_from_dict(data: dict[str, Any], cls: type = RunConfig, *, where: str 
                 raise ConfigError(f"[{dotted}] must be a table, got {value!r}")
             kwargs[name] = config_from_dict(value, tp, where=dotted)
         else:
-            kwargs[name] = _coerce(value, tp, dotted)
+            kwargs[name] = coerce_value(value, tp, dotted)
     try:
         return cls(**kwargs)
     except ValueError as err:
         raise ConfigError(str(err)) from err
 
 
-def _coerce(value: Any, tp: Any, dotted: str) -> Any:
+def coerce_value(value: Any, tp: Any, dotted: str) -> Any:
     """Convert a TOML value or a command-line string to the field's annotated type."""
     args = typing.get_args(tp)
     optional = type(None) in args
@@ -102,12 +104,16 @@ def apply_overrides(config: RunConfig, overrides: dict[str, Any]) -> RunConfig:
             node, cls = node[part], hints[part]
         if parts[-1] not in _field_types(cls) or _is_config_class(_field_types(cls)[parts[-1]]):
             raise ConfigError(f"--{key}: no such option (see --help)")
-        node[parts[-1]] = _coerce(value, _field_types(cls)[parts[-1]], ".".join(parts))
+        node[parts[-1]] = coerce_value(value, _field_types(cls)[parts[-1]], ".".join(parts))
     return config_from_dict(data)
 
 
-def load_config(path: str | Path | None = None, *, preset: str | None = None,
-                overrides: dict[str, Any] | None = None) -> RunConfig:
+def load_config(
+    path: str | Path | None = None,
+    *,
+    preset: str | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> RunConfig:
     """Defaults, then a preset, then a TOML file, then dotted overrides, in that order."""
     config = RunConfig()
     if preset is not None:

@@ -41,7 +41,9 @@ class DataConfig:
 
     dataset: str = option("fashion_mnist", "fashion_mnist, mnist, cifar10, or a folder of images")
     root: str | None = option(None, "folder holding the dataset files (else DIFFLAB_DATA, caches)")
-    low: float = option(-0.5, "pixel value that black maps to (-0.5..0.5 gave better FID than -1..1)")
+    low: float = option(
+        -0.5, "pixel value that black maps to (-0.5..0.5 gave better FID than -1..1)"
+    )
     high: float = option(0.5, "pixel value that white maps to")
     pad: int = option(0, "zero-pixels of padding on each side (2 turns 28x28 into 32x32)")
     limit: int | None = option(None, "use only the first N training images (quick runs, tests)")
@@ -79,10 +81,16 @@ class DiffusionConfig:
         _choice(self.schedule, SCHEDULES, "--diffusion.schedule")
         _choice(self.objective, OBJECTIVES, "--diffusion.objective")
         _require(self.n_steps >= 2, "--diffusion.n-steps", "must be >= 2")
-        _require(0 < self.beta_min < self.beta_max < 1, "--diffusion.beta-max",
-                 "need 0 < beta_min < beta_max < 1")
-        _require(self.min_snr_gamma is None or self.min_snr_gamma > 0,
-                 "--diffusion.min-snr-gamma", "must be > 0")
+        _require(
+            0 < self.beta_min < self.beta_max < 1,
+            "--diffusion.beta-max",
+            "need 0 < beta_min < beta_max < 1",
+        )
+        _require(
+            self.min_snr_gamma is None or self.min_snr_gamma > 0,
+            "--diffusion.min-snr-gamma",
+            "must be > 0",
+        )
 
 
 @dataclass(frozen=True)
@@ -99,7 +107,9 @@ class TrainConfig:
     ema_decay: float = option(0.999, "EMA decay of the weights used for sampling (0: off)")
     mixed_precision: str = option("bf16", "no, bf16 (CPU and GPU) or fp16 (GPU, with grad scaler)")
     seed: int = option(0, "seed of weights, data order and noise")
-    checkpoint_every: int = option(500, "save a resumable checkpoint every N steps (0: epochs only)")
+    checkpoint_every: int = option(
+        500, "save a resumable checkpoint every N steps (0: epochs only)"
+    )
     max_nonfinite: int = option(5, "stop after this many non-finite losses in a row")
     sample_every: int = option(1, "write a sample grid every N epochs (0: never)")
     eval_every: int = option(0, "compute FID every N epochs during training (0: never)")

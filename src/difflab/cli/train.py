@@ -1,0 +1,87 @@
+"""`difflab train`: DDPM training on a dataset, into a new run folder (or resuming one)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from difflab.cli.config_flags import add_config_arguments, given_overrides, resolve_config
+
+log = logging.getLogger("difflab")
+
+DESCRIPTION = """\
+Train a noise-prediction UNet (DDPM, Ho et al. 2020) on a dataset. A run folder
+runs/NNNNN-<dataset>-<preset>/ is created first and receives the resolved config, the code
+that ran (git commit + diff), metrics, a sample grid per epoch, resumable checkpoints and,
+at the end, model.safetensors + model.json (EMA weights). Kill it at any moment and continue
+with `difflab train --resume RUN_DIR`; the result is the same run."""
+
+
+def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
+    parser = sub.add_parser(
+        name,
+        help="train a DDPM (creates a run folder)",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        help="continue an interrupted run exactly (its config.json is used)",
+    )
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
+    parser.add_argument("--no-progress", action="store_true", help="plain log lines, no bars")
+    add_config_arguments(parser)
+    parser.set_defaults(handler=run)
+
+
+def start_run(config) -> Path:
+    from difflab.config import config_to_dict
+    from difflab.tracking.run_folder import create_run_folder
+
+    return create_run_folder(
+        config.runs_dir,
+        config_to_dict(config),
+        dataset=config.data.dataset,
+        preset=config.model.preset,
+        name=config.name,
+    )
+
+
+def resume_config(run_dir: Path, args: argparse.Namespace):
+    from difflab.config import config_from_dict
+    from difflab.tracking.run_folder import read_run_config
+
+    given = given_overrides(args)
+    if given or args.config or args.preset:
+        raise ValueError(
+            f"--resume continues {run_dir} with its own config.json; drop "
+            f"{', '.join(sorted(given)) or '--config/--preset'} (a changed run "
+            "would not be the same run)"
+        )
+    return config_from_dict(read_run_config(run_dir))
+
+
+def run(args: argparse.Namespace) -> int:
+    from difflab.cli.experiment import train_experiment
+
+    if args.resume:
+        run_dir = Path(args.resume)
+        config = resume_config(run_dir, args)
+        log.info("resuming %s", run_dir)
+    else:
+        config = resolve_config(args)
+        run_dir = start_run(config)
+        log.info("run folder: %s", run_dir)
+    summary = train_experiment(
+        config, run_dir, resume=run_dir if args.resume else None, progress=not args.no_progress
+    )
+    if args.json:
+        json.dump(summary, sys.stdout, indent=2)
+        print()
+    else:
+        log.info("done: %s (%d steps in %.0f s)", run_dir, summary["steps"], summary["seconds"])
+    return 0
