@@ -51,7 +51,16 @@ def ddpm_step(
 
 
 def _run_ddpm(
-    predict_noise, x_T, alpha_bar, timesteps, *, model_steps, generator, on_step, clip_x0, variance
+    predict_noise: NoisePredictor,
+    x_T: Tensor,
+    alpha_bar: Tensor,
+    timesteps: Timesteps,
+    *,
+    model_steps: set[int] | None,
+    generator: Generators,
+    on_step: StepCallback | None,
+    clip_x0: tuple[float, float] | None,
+    variance: Variance,
 ) -> Tensor:
     if variance not in ("beta_tilde", "beta"):
         raise ValueError(f"variance must be 'beta_tilde' or 'beta', got {variance!r}")

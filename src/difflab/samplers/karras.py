@@ -48,7 +48,9 @@ class Churn:
 class _Denoiser:
     """D(x_sigma; sigma) from an eps model: x_sigma - sigma * eps(x_sigma / sqrt(1 + sigma^2), t)."""
 
-    def __init__(self, predict_noise: NoisePredictor, alpha_bar: Tensor, clip_x0) -> None:
+    def __init__(
+        self, predict_noise: NoisePredictor, alpha_bar: Tensor, clip_x0: tuple[float, float] | None
+    ) -> None:
         self.predict_noise, self.alpha_bar, self.clip_x0 = predict_noise, alpha_bar, clip_x0
 
     def __call__(self, x: Tensor, sigma: float, t: int | float, fractional: bool) -> Tensor:
@@ -62,14 +64,14 @@ class _Denoiser:
 
 # --- Karras et al. 2022, Algorithm 1 (Euler; Heun = 2nd order) and Algorithm 2 (churn) ---
 def _sample_karras(
-    predict_noise,
-    x_T,
-    alpha_bar,
-    timesteps,
+    predict_noise: NoisePredictor,
+    x_T: Tensor,
+    alpha_bar: Tensor,
+    timesteps: Timesteps,
     *,
-    generator,
-    on_step,
-    clip_x0,
+    generator: Generators,
+    on_step: StepCallback | None,
+    clip_x0: tuple[float, float] | None,
     churn: Churn,
     second_order: bool,
 ) -> Tensor:
