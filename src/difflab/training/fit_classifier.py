@@ -67,7 +67,8 @@ class ClassifierTrainConfig:
     high: float = 0.5
     precision: Literal["bf16", "no"] = "bf16"
     seed: int = 0
-    limit: int | None = None
+    limit: int | None = None  # first N training images only (smoke runs, tests)
+    test_limit: int | None = None  # first N test images for accuracy and statistics (tests)
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -185,8 +186,8 @@ def fit_classifier(
         "train": data_checksum(train_images, train_labels),
         "test": data_checksum(test_images, test_labels),
     }
-    if config.limit is not None:
-        train_images, train_labels = train_images[: config.limit], train_labels[: config.limit]
+    train_images, train_labels = train_images[: config.limit], train_labels[: config.limit]
+    test_images, test_labels = test_images[: config.test_limit], test_labels[: config.test_limit]
     x, y = _scale(train_images, config), torch.from_numpy(train_labels)
     x_test, y_test = _scale(test_images, config), torch.from_numpy(test_labels)
 
@@ -283,6 +284,7 @@ def save_classifier_assets(
     }
 
     test_images, _ = load_split(config["dataset"], "test", config["root"])
+    test_images = test_images[: config["test_limit"]]
     features = extract_features(
         model,
         test_images,
