@@ -65,3 +65,16 @@ def test_feature_statistics_match_numpy() -> None:
     np.testing.assert_allclose(sigma, np.cov(f.astype(np.float64), rowvar=False), rtol=1e-10)
     with pytest.raises(ValueError, match="N >= 2"):
         feature_statistics(f[:1])
+
+
+def test_metrics_import_stays_light() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, difflab.metrics; "
+        "bad = [m for m in ('difflab.training', 'difflab.samplers', 'difflab.tracking', 'scipy', "
+        "'matplotlib') if m in sys.modules]; print(bad); sys.exit(bool(bad))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
