@@ -145,3 +145,11 @@ def test_shipped_evaluator_on_real_fashion_mnist(tmp_path, monkeypatch) -> None:
     assert real_report["fid"] < 2 * real_report["fid_floor"]
     assert noise_report["fid"] > 20 * real_report["fid_floor"]
     assert abs(real_report["kid_mean"]) < 5 * real_report["kid_std"] + 1e-3
+
+
+def test_feature_model_rejects_padded_images(evaluator) -> None:
+    pre = {"low": -0.5, "high": 0.5, "channels": 1, "height": 28, "width": 28}
+    model = FeatureModel(evaluator.feature_model.module, "pool", "f" * 64, pre, name="tiny")
+    assert model.features(_images(2, brightness=200, seed=9)).shape == (2, 8)
+    with pytest.raises(ValueError, match="crop any padding"):
+        model.features(torch.zeros(2, 1, 32, 32))

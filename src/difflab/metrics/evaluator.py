@@ -46,8 +46,19 @@ class FeatureModel:
     def high(self) -> float:
         return float(self.preprocessing.get("high", 0.5))
 
+    def _check_size(self, images: Any) -> None:
+        shape = tuple(getattr(images, "shape", ()))
+        want = tuple(self.preprocessing.get(k) for k in ("channels", "height", "width"))
+        if None in want or len(shape) != 4 or shape[1:] == want:
+            return
+        raise ValueError(
+            f"{self.name} expects images of shape (N, {want[0]}, {want[1]}, {want[2]}), got "
+            f"{shape}; crop any padding (e.g. 32x32 -> 28x28) and keep the channel count"
+        )
+
     def features(self, images: Any, *, batch_size: int = 500, progress: bool = False) -> Tensor:
         """(N, D) float32 features of uint8 images or float images in [low, high]."""
+        self._check_size(images)
         return extract_features(
             self.module,
             images,
