@@ -66,7 +66,7 @@ def generate_images(
 
     def predict_noise(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         with _autocast(plan.bf16, device):
-            return predict(x_t.to(device), t.to(device)).float().to(x_t.device)
+            return predict(x_t, t).float()
 
     timesteps = timesteps_for(
         plan.sampler, schedule.n_steps, plan.steps, alpha_bar=schedule.alpha_bar

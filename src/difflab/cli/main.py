@@ -22,7 +22,6 @@ COMMANDS = {
     "classifier": "difflab.cli.classifier",
     "runs": "difflab.cli.runs",
     "board": "difflab.cli.board",
-    "bench": "difflab.cli.bench",
     "data": "difflab.cli.data",
 }
 
@@ -37,13 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, module_name in COMMANDS.items():
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as err:
-            if err.name != module_name:
-                raise
-            continue  # a command whose module is not there yet is not offered
-        module.add_parser(sub, name)
+        importlib.import_module(module_name).add_parser(sub, name)
     return parser
 
 
