@@ -33,8 +33,15 @@ def test_dict_round_trip_is_identity():
 
 
 def test_overrides_are_typed_and_accept_kebab_case():
-    config = apply_overrides(RunConfig(), {"train.lr": "3e-4", "train.batch-size": "32",
-                                           "train.compile": "true", "data.limit": "none"})
+    config = apply_overrides(
+        RunConfig(),
+        {
+            "train.lr": "3e-4",
+            "train.batch-size": "32",
+            "train.compile": "true",
+            "data.limit": "none",
+        },
+    )
     assert config.train.lr == pytest.approx(3e-4)
     assert config.train.batch_size == 32 and isinstance(config.train.batch_size, int)
     assert config.train.compile is True

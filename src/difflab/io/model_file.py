@@ -50,7 +50,11 @@ def resolve_model_path(path: str | Path) -> tuple[Path, Path]:
         weights = path
     else:
         raise ValueError(f"{path}: expected a run folder or a .safetensors file")
-    meta = weights.with_name(MODEL_META) if weights.name == MODEL_WEIGHTS else weights.with_suffix(".json")
+    meta = (
+        weights.with_name(MODEL_META)
+        if weights.name == MODEL_WEIGHTS
+        else weights.with_suffix(".json")
+    )
     if not weights.is_file():
         hint = " (training not finished? use a checkpoint via --resume)" if path.is_dir() else ""
         raise FileNotFoundError(f"{weights}: no trained model here{hint}")
@@ -59,7 +63,9 @@ def resolve_model_path(path: str | Path) -> tuple[Path, Path]:
     return weights, meta
 
 
-def load_model_file(path: str | Path, *, verify: bool = True) -> tuple[dict[str, Any], dict[str, Any]]:
+def load_model_file(
+    path: str | Path, *, verify: bool = True
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """(state_dict, meta) from a run folder or model file; checks the recorded sha256."""
     from safetensors.torch import load_file
 
@@ -70,6 +76,8 @@ def load_model_file(path: str | Path, *, verify: bool = True) -> tuple[dict[str,
         raise ValueError(f"{meta_path}: not valid JSON ({err})") from err
     expected = meta.get("weights_sha256")
     if verify and expected and sha256_of(weights) != expected:
-        raise ValueError(f"{weights}: sha256 does not match {meta_path.name}; the file changed "
-                         "or is damaged. Re-export it or pass the matching model.json.")
+        raise ValueError(
+            f"{weights}: sha256 does not match {meta_path.name}; the file changed "
+            "or is damaged. Re-export it or pass the matching model.json."
+        )
     return load_file(str(weights)), meta
