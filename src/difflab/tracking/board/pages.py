@@ -190,14 +190,23 @@ def run_page(store: RunStore, name: str) -> str:
         "folder": str(run.path),
     }
     fact_rows = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in facts.items())
-    config_rows = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in params.items())
     return page(
         name,
         f'<h1>{esc(name)}</h1><table class="facts">{fact_rows}</table>'
-        f"<h2>Curves</h2>{charts(store, [name])}<h2>Samples</h2>{grids(store, name)}"
-        f'<h2>Config</h2><table class="config">{config_rows}</table>'
-        f"<h2>Code diff</h2>{_diff(run.path)}",
+        f'<div class="side"><section><h2>Curves</h2>{charts(store, [name])}</section>'
+        f"<section><h2>Samples</h2>{grids(store, name)}</section></div>"
+        f"<h2>Config</h2>{config_table(params)}<h2>Code diff</h2>{_diff(run.path)}",
     )
+
+
+def config_table(params: dict[str, Any], *, per_row: int = 3) -> str:
+    """The flattened config, `per_row` key/value pairs to a row (it is long)."""
+    items = list(params.items())
+    rows = []
+    for i in range(0, len(items), per_row):
+        cells = "".join(f"<th>{esc(k)}</th><td>{esc(v)}</td>" for k, v in items[i : i + per_row])
+        rows.append(f"<tr>{cells}</tr>")
+    return f'<table class="config">{"".join(rows)}</table>'
 
 
 def _diff(run_dir: Path) -> str:
