@@ -46,15 +46,23 @@ def test_local_tracker_writes_folder_files_and_index(tmp_path):
         tracker.log_artifact("x", tmp_path / "elsewhere.bin", kind="artifact", step=7)
     tracker.finish("finished")
 
+    started = json.loads((run_dir / "run.json").read_text())["started"]
+    resumed = LocalTracker(run_dir)  # `difflab train --resume`: same run, same start time
+    resumed.start()
+    resumed.log_metrics({"train/loss": 0.1}, step=7)  # a replayed step replaces, not adds
+    resumed.finish("finished")
+    assert json.loads((run_dir / "run.json").read_text())["started"] == started
+
     rows = [json.loads(line) for line in (run_dir / METRICS_FILE).read_text().splitlines()]
-    assert [r["step"] for r in rows] == [1, 2, 3, 4, 5, 6, 7, 7]
-    assert rows[-1]["value"] is None
+    assert [r["step"] for r in rows] == [1, 2, 3, 4, 5, 6, 7, 7, 7]
+    assert rows[-2]["value"] is None
     assert json.loads((run_dir / "run.json").read_text())["status"] == "finished"
     with RunStore(tmp_path) as store:
         run = store.get_run(run_dir.name)
         assert (run.status, run.dataset, run.preset) == ("finished", "fashion_mnist", "fmnist-cpu")
         assert run.ended >= run.started
-        assert store.metric_series(run.name, "train/loss") == [(s, 1.0 / s) for s in range(1, 8)]
+        expected = [(s, 1.0 / s) for s in range(1, 7)] + [(7, 0.1)]
+        assert store.metric_series(run.name, "train/loss") == expected
         assert store.parameters(run.name)["train.lr"] == 0.01
         assert math.isnan(store.get_run(run.name).last["fid"])
         [art] = store.artifacts(run.name)
@@ -151,3 +159,20 @@ def test_resolve_run_and_best(tmp_path):
 def test_store_without_index_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="reindex"):
         RunStore(tmp_path, create=False)
+
+
+def test_tracking_imports_only_the_standard_library():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import difflab.tracking.base, difflab.tracking.local, difflab.tracking.query\n"
+        "import difflab.tracking.board.server, difflab.tracking.demo, difflab.cli.runs\n"
+        "import difflab.cli.board\n"
+        "bad = [m for m in ('torch', 'numpy', 'wandb', 'tensorboard', 'PIL', 'difflab.training',"
+        " 'difflab.metrics') if m in sys.modules]\n"
+        "print(bad)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -57,7 +57,7 @@ class LocalTracker:
                 raise FileNotFoundError(f"{self.run_dir}: no {CONFIG_FILE} and no config given")
             self.run_dir.mkdir(parents=True, exist_ok=True)
             write_json(self.run_dir / CONFIG_FILE, self.config)
-        self._started = time.time()
+        self._started = _previous_start(self.run_dir) or time.time()  # a resumed run keeps it
         self._write_status("running", ended=None)
         self._store = RunStore(self.runs_dir)
         self._store.register_run(self.run_dir, status="running", started=self._started)
@@ -128,3 +128,11 @@ class LocalTracker:
 def _finite_or_none(value: float) -> float | None:
     value = float(value)
     return value if math.isfinite(value) else None
+
+
+def _previous_start(run_dir: Path) -> float | None:
+    try:
+        started = json.loads((run_dir / STATUS_FILE).read_text()).get("started")
+    except (OSError, json.JSONDecodeError, AttributeError):
+        return None
+    return float(started) if isinstance(started, int | float) else None
