@@ -24,7 +24,12 @@ from difflab.training.callback import (
     CancelFitException,
     FileKind,
 )
-from difflab.training.rng import get_rng_state, set_rng_state
+from difflab.training.rng import (
+    gather_torch_rng,
+    get_rng_state,
+    set_rng_state,
+    set_torch_rng_of_rank,
+)
 
 log = logging.getLogger("difflab.training")
 
@@ -218,6 +223,8 @@ class Learner:
             "model": self.unwrapped_model().state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "rng": get_rng_state(),
+            # numpy/python/CUDA generators are restored from the main process's state
+            "rng_per_rank": gather_torch_rng(self.accelerator) if self.num_processes > 1 else [],
             "data": data_state() if data_state is not None else None,
             "callbacks": {key: cb.state_dict() for key, cb in self._callback_keys()},
             "config": self.config,
@@ -241,6 +248,8 @@ class Learner:
         data_epoch = (state["data"] or {}).get("epoch", self.epoch)
         self._resume_train_done = self._resume_data and data_epoch > self.epoch
         set_rng_state(state["rng"])  # last: nothing above may consume randomness
+        if self.num_processes > 1:
+            set_torch_rng_of_rank(state.get("rng_per_rank", []), self.accelerator.process_index)
 
     def load_checkpoint(self, path: str | Path) -> None:
         """Restore a checkpoint file, or the newest complete one of a run/checkpoints folder."""

@@ -44,3 +44,18 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
     if state["mps"] is not None and torch.backends.mps.is_available():
         torch.mps.set_rng_state(state["mps"])
+
+
+def gather_torch_rng(accelerator: Any) -> list[torch.Tensor]:
+    """Every process's torch CPU generator state (DDP: each rank draws its own noise).
+
+    All processes must call this (it is a collective); each gets the list, rank order.
+    """
+    mine = torch.get_rng_state().to(accelerator.device)
+    return list(accelerator.gather(mine[None]).cpu().unbind(0))
+
+
+def set_torch_rng_of_rank(states: list[torch.Tensor], rank: int) -> None:
+    """Restore this rank's CPU generator from `gather_torch_rng`'s list, when it has one."""
+    if rank < len(states):
+        torch.set_rng_state(states[rank].contiguous())

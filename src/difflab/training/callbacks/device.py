@@ -62,8 +62,9 @@ class AccelerateCB(Callback):
         learn.batch = send_to_device(learn.batch, self.accelerator.device)
 
     def cleanup_fit(self, learn: Learner) -> None:
-        if learn.accelerator is not None:  # hand back the plain module for sampling/saving
-            learn.model = learn.accelerator.unwrap_model(learn.model)
+        if learn.accelerator is not None:  # hand back the plain module for sampling/saving:
+            # no DDP wrapper, no autocast around forward (a later fit prepares it again)
+            learn.model = learn.accelerator.unwrap_model(learn.model, keep_fp32_wrapper=False)
 
     def state_dict(self) -> dict[str, Any]:
         scaler = None if self.accelerator is None else self.accelerator.scaler
