@@ -72,8 +72,8 @@ class DelayCB(Callback):
 def main(argv: list[str]) -> int:
     from safetensors.torch import save_file
 
-    from difflab.training import Learner, eval_model, find_callback, process_rank
-    from difflab.training.callbacks import CheckpointCB, ProgressCB
+    from difflab.training import Learner, eval_model, process_rank, stopped_by_signal
+    from difflab.training.callbacks import ProgressCB
     from difflab.training.standard import standard_callbacks
 
     p = argparse.ArgumentParser()
@@ -107,7 +107,7 @@ def main(argv: list[str]) -> int:
         config={"test": True},
     )
     learn.fit(args.epochs, resume=args.run_dir if args.resume else None)
-    stopped = find_callback(learn, CheckpointCB).stopped_by_signal
+    stopped = stopped_by_signal(learn)
     if stopped is not None:
         print(f"stopped by signal {stopped}", flush=True)
         return 0

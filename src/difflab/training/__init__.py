@@ -15,7 +15,12 @@ from difflab.training.callback import (
 )
 from difflab.training.callbacks.device import process_rank
 from difflab.training.learner import Learner
-from difflab.training.standard import eval_model, find_callback, standard_callbacks
+from difflab.training.standard import (
+    eval_model,
+    find_callback,
+    standard_callbacks,
+    stopped_by_signal,
+)
 
 __all__ = [
     "EVENTS",
@@ -28,4 +33,5 @@ __all__ = [
     "find_callback",
     "process_rank",
     "standard_callbacks",
+    "stopped_by_signal",
 ]

@@ -71,3 +71,12 @@ def eval_model(learn: Learner) -> nn.Module:
     if ema is not None and ema.model is not None:
         return ema.model
     return learn.unwrapped_model()
+
+
+def stopped_by_signal(learn: Learner) -> int | None:
+    """The signal (SIGTERM/SIGINT) that ended the last fit early, after its checkpoint; else None.
+
+    A CLI should then skip the "training finished" work and exit 0 with a resume hint.
+    """
+    checkpoints = find_callback(learn, CheckpointCB)
+    return None if checkpoints is None else checkpoints.stopped_by_signal
