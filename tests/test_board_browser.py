@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 import threading
+import time
 
 import pytest
 
@@ -74,6 +75,14 @@ def open_page(browser, url: str):
     return page
 
 
+def poll(read, *, timeout: float = 5.0):
+    """`read()` until truthy (page.wait_for_function would eval a string: the CSP forbids)."""
+    deadline = time.monotonic() + timeout
+    while not (value := read()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return value
+
+
 def images_loaded(page) -> list[int]:
     return page.eval_on_selector_all(
         "img", "imgs => imgs.map(i => i.complete ? i.naturalWidth : 0)"
@@ -113,7 +122,7 @@ def test_run_page_curves_grids_slider_and_escaping(browser, base_url, tmp_path):
     last = grid.get_attribute("src")
     page.locator("input.slider").fill("0")  # the slider swaps in the first epoch's grid
     assert grid.get_attribute("src").endswith("epoch_001.png") and last.endswith("epoch_004.png")
-    page.wait_for_function("document.querySelector('figure.grids img').naturalWidth > 0")
+    assert poll(lambda: grid.evaluate("img => img.complete ? img.naturalWidth : 0")) == 112
     assert "step" in page.locator("figure.grids figcaption").inner_text()
     page.screenshot(path=str(tmp_path / "run.png"), full_page=True)
     assert (tmp_path / "run.png").stat().st_size > 10_000
