@@ -151,3 +151,13 @@ def test_svg_chart_maths():
     )
     assert "a &lt;b&gt;" in svg and "t&amp;t" in svg and svg.count("<path") == 1
     assert "no finite values" in line_chart([("x", [(0, float("nan"))])], title="x")
+
+
+def test_board_command_help_and_bad_port(capsys, tmp_path):
+    from difflab.cli.main import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["board", "--help"])
+    assert exit_info.value.code == 0 and "127.0.0.1" in capsys.readouterr().out
+    assert main(["board", "--port", "70000", "--runs-dir", str(tmp_path)]) == 2
+    assert "--port" in capsys.readouterr().err
