@@ -98,3 +98,15 @@ def test_bad_shapes_and_method_raise() -> None:
         frechet_distance(np.zeros(3), np.eye(3), np.zeros(3), np.eye(4))
     with pytest.raises(ValueError, match="method"):
         frechet_distance(np.zeros(3), np.eye(3), np.zeros(3), np.eye(3), method="sqrtm")
+
+
+def test_singular_reference_uses_eigh_fallback_and_matches_closed_form() -> None:
+    # Zero variances make Cholesky fail outright; the eigh square root takes over.
+    s1 = np.array([0.0, 2.0, 0.5, 0.0, 1.0])
+    s2 = np.array([1.0, 0.0, 0.5, 0.0, 4.0])
+    expected = np.sum((np.sqrt(s1) - np.sqrt(s2)) ** 2)
+    assert frechet_distance(np.zeros(5), np.diag(s1), np.zeros(5), np.diag(s2)) == pytest.approx(
+        expected, rel=1e-12
+    )
+    ref = FrechetReference(np.zeros(5), np.diag(s1))
+    assert ref.distance(np.zeros(5), np.diag(s2)) == pytest.approx(expected, rel=1e-12)

@@ -201,12 +201,14 @@ class ImageEval:
             self._reference_features = self.features(self.reference_images)
         return self._reference_features
 
-    def evaluate(self, samples: Any, *, kid: bool = True, progress: bool = False) -> dict[str, Any]:
+    def evaluate(
+        self, samples: Any, *, kid: bool = True, kid_subsets: int = 100, progress: bool = False
+    ) -> dict[str, Any]:
         """FID (+ floor at the same n) and KID in one JSON-able dict; features computed once."""
         features = self.features(samples, progress=progress)
         report = self.fid_from_features(features).to_dict()
         if kid and self.reference_images is not None:
-            report.update(self.kid_from_features(features).to_dict())
+            report.update(self.kid_from_features(features, n_subsets=kid_subsets).to_dict())
         report["feature_model"] = self.feature_model.name
         report["feature_weights_sha256"] = self.feature_model.weights_sha256
         report["reference"] = {k: self.reference.meta.get(k) for k in ("dataset", "split", "n")}
