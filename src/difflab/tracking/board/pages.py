@@ -192,9 +192,10 @@ def run_page(store: RunStore, name: str) -> str:
     fact_rows = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in facts.items())
     return page(
         name,
-        f'<h1>{esc(name)}</h1><table class="facts">{fact_rows}</table>'
-        f'<div class="side"><section><h2>Curves</h2>{charts(store, [name])}</section>'
+        f'<h1>{esc(name)}</h1><div class="side"><section><h2>Run</h2>'
+        f'<table class="facts">{fact_rows}</table></section>'
         f"<section><h2>Samples</h2>{grids(store, name)}</section></div>"
+        f"<h2>Curves</h2>{charts(store, [name])}"
         f"<h2>Config</h2>{config_table(params)}<h2>Code diff</h2>{_diff(run.path)}",
     )
 
