@@ -83,8 +83,9 @@ def test_wandb_offline_run_holds_config_metrics_images_and_artifacts(tmp_path, m
     (run_dir / "code.diff").write_text("--- a/x.py\n+++ b/x.py\n")
     grid = run_dir / "samples" / "epoch_001.png"
     Image.new("L", (56, 28), 200).save(grid)
-    weights = run_dir / "model.safetensors"
-    weights.write_bytes(b"weights")
+    weights = run_dir / "model.json"  # reported like a checkpoint: by its .json
+    weights.write_text("{}")
+    (run_dir / "model.safetensors").write_bytes(b"weights")
 
     [tracker] = make_trackers(["wandb"], run_dir, config)
     cb, learn = TrackingCallback([tracker]), SimpleNamespace(is_main_process=True)
@@ -123,6 +124,9 @@ def test_wandb_offline_run_holds_config_metrics_images_and_artifacts(tmp_path, m
         "code.diff",
         "environment.json",
     }
-    assert [e.path for e in artifacts["model"].manifest.contents] == ["model.safetensors"]
+    assert sorted(e.path for e in artifacts["model"].manifest.contents) == [
+        "model.json",
+        "model.safetensors",
+    ]
     [exit_record] = [r.exit for r in records if r.HasField("exit")]
     assert exit_record.exit_code == 0 and kinds.count("run") == 1

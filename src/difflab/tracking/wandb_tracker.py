@@ -7,6 +7,7 @@ own step counter, which silently drops any value logged at a smaller step than t
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 from pathlib import Path
@@ -76,12 +77,14 @@ class WandbTracker:
 
         try:
             for name, (path, kind) in self._artifacts.items():
-                if path.is_file():
+                files = companions(path)
+                if files:
                     artifact = wandb.Artifact(
                         _artifact_name(self.run_dir.name, name),
                         type="model" if kind == "artifact" else kind,
                     )
-                    artifact.add_file(str(path))
+                    for f in files:
+                        artifact.add_file(str(f))
                     self._run.log_artifact(artifact)
         finally:
             self._run.finish(exit_code=0 if status == "finished" else 1)
@@ -107,6 +110,15 @@ class WandbTracker:
             if f.is_file():
                 artifact.add_file(str(f))
         self._run.log_artifact(artifact)
+
+
+def companions(path: Path) -> list[Path]:
+    """The file and its siblings with the same stem: a checkpoint is reported by its .json,
+    its tensors lie in the .safetensors next to it."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    return sorted(p for p in path.parent.glob(glob.escape(path.stem) + ".*") if p.is_file())
 
 
 def _artifact_name(run: str, name: str) -> str:
