@@ -23,6 +23,7 @@ COMMANDS = {
     "runs": "difflab.cli.runs",
     "board": "difflab.cli.board",
     "data": "difflab.cli.data",
+    "bench": "difflab.cli.bench",
 }
 
 
