@@ -119,9 +119,8 @@ class CheckpointCB(Callback):
         if epoch_done is not None:
             self.save(learn, epoch_done=epoch_done)
         self.stopped_by_signal = self._pending or signal.SIGTERM
-        log.warning(
-            "stopped by signal %d; resume with the checkpoint %s",
-            self.stopped_by_signal,
-            self.last_path,
-        )
+        if learn.is_main_process:
+            log.warning(
+                "stopped by signal %d; resume from %s", self.stopped_by_signal, self.last_path
+            )
         raise CancelFitException
