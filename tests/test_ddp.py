@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -16,6 +17,7 @@ from difflab.io.checkpoint import checkpoint_step, list_checkpoints
 WORKER = Path(__file__).with_name("test_resume_worker.py")
 
 
+@pytest.mark.slow
 def test_two_process_cpu_ddp(tmp_path):
     # `accelerate launch --cpu` starts several CPU processes only through mpirun; torchrun sets
     # the same environment (RANK, WORLD_SIZE) that Accelerate reads for gloo.

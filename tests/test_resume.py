@@ -46,8 +46,15 @@ class StopAt(Callback):
 
 def run(run_dir: Path, *extra: Callback, resume: bool = False, every: int = 7) -> Learner:
     callbacks = standard_callbacks(checkpoint_every=every, progress=False, cpu=True)
-    learn = Learner(make_model(), make_data(), denoise_objective, lr=1e-2, run_dir=run_dir,
-                    valid_data=make_data(seed=7, n=32), callbacks=[*callbacks, *extra])
+    learn = Learner(
+        make_model(),
+        make_data(),
+        denoise_objective,
+        lr=1e-2,
+        run_dir=run_dir,
+        valid_data=make_data(seed=7, n=32),
+        callbacks=[*callbacks, *extra],
+    )
     learn.fit(2, resume=run_dir if resume else None)
     return learn
 
@@ -68,8 +75,17 @@ def test_in_process_resume_is_exact_and_sees_each_sample_once(tmp_path, stop):
 
 
 def start_worker(run_dir: Path, out: Path, *extra: str) -> subprocess.Popen:
-    cmd = [sys.executable, str(WORKER), str(run_dir), str(out), "--epochs", "3", "--every", "4",
-           *extra]
+    cmd = [
+        sys.executable,
+        str(WORKER),
+        str(run_dir),
+        str(out),
+        "--epochs",
+        "3",
+        "--every",
+        "4",
+        *extra,
+    ]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -100,6 +116,7 @@ def reference(tmp_path_factory):
         proc.kill()
 
 
+@pytest.mark.slow
 def test_sigkill_at_a_random_moment_then_resume_is_bit_identical(tmp_path, reference):
     seed = random.randrange(10**6)
     victim = start_worker(tmp_path / "run", tmp_path / "w.safetensors", "--delay", "0.05")
@@ -112,6 +129,7 @@ def test_sigkill_at_a_random_moment_then_resume_is_bit_identical(tmp_path, refer
     assert (tmp_path / "w.safetensors").read_bytes() == reference(), f"kill seed {seed}"
 
 
+@pytest.mark.slow
 def test_sigterm_writes_a_checkpoint_and_exits_cleanly(tmp_path, reference):
     victim = start_worker(tmp_path / "run", tmp_path / "w.safetensors", "--delay", "0.05")
     folder = tmp_path / "run" / "checkpoints"

@@ -21,8 +21,18 @@ if TYPE_CHECKING:  # pragma: no cover
     from difflab.training.learner import Learner
 
 EVENTS = (
-    "before_fit", "before_epoch", "before_batch", "after_loss", "after_backward", "after_step",
-    "after_batch", "after_epoch", "after_fit", "cleanup_batch", "cleanup_epoch", "cleanup_fit",
+    "before_fit",
+    "before_epoch",
+    "before_batch",
+    "after_loss",
+    "after_backward",
+    "after_step",
+    "after_batch",
+    "after_epoch",
+    "after_fit",
+    "cleanup_batch",
+    "cleanup_epoch",
+    "cleanup_fit",
 )
 
 FileKind = Literal["image", "artifact"]
@@ -52,7 +62,8 @@ class Callback:
         """A file was produced (a sample grid image, a checkpoint artifact)."""
 
     def state_dict(self) -> dict[str, Any]:
-        """JSON-serialisable state saved in checkpoints (exact resume)."""
+        """State saved in checkpoints (exact resume): nested dicts/lists/tuples of numbers,
+        strings and tensors (tensors go to safetensors, the rest to JSON; never pickle)."""
         return {}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
