@@ -184,7 +184,13 @@ def train_experiment(
 
     from difflab.diffusion import make_objective
     from difflab.tracking.base import make_trackers
-    from difflab.training import Learner, eval_model, process_rank, standard_callbacks
+    from difflab.training import (
+        Learner,
+        eval_model,
+        process_rank,
+        standard_callbacks,
+        stopped_by_signal,
+    )
     from difflab.training.callbacks.tracking import TrackingCallback
 
     t = config.train
@@ -231,13 +237,20 @@ def train_experiment(
     start = time.perf_counter()
     learn.fit(t.epochs, resume=resume)
     seconds = time.perf_counter() - start
-    if learn.is_main_process:
+    signal_number = stopped_by_signal(learn)
+    if signal_number is not None:
+        log.warning(
+            "stopped by signal %d after step %d; continue with `difflab train --resume %s`",
+            signal_number, learn.step, run_dir,
+        )  # fmt: skip
+    elif learn.is_main_process:
         save_trained(run_dir, eval_model(learn), config, image_shape)
     n_images = learn.step * t.batch_size * world_size
     return {
         "run_dir": str(run_dir),
         "epochs": t.epochs,
         "steps": learn.step,
+        "finished": signal_number is None,
         "seconds": round(seconds, 1),
         "metrics": last.values,
         "images_per_s_overall": round(n_images / max(seconds, 1e-9), 1),

@@ -45,6 +45,8 @@ def run(args: argparse.Namespace) -> int:
     run_dir = start_run(config)
     log.info("1/3 training -> %s", run_dir)
     summary = train_experiment(config, run_dir, progress=not args.no_progress)
+    if not summary["finished"]:
+        return 130  # interrupted: the checkpoint is saved, `difflab train --resume` continues
     trained = load_trained(run_dir)
     log.info("2/3 sampling a grid with %s, %d steps", config.sample.sampler, config.sample.steps)
     from difflab.cli.experiment import sampling_plan
