@@ -1,0 +1,169 @@
+"""End to end at equal training wall-clock: difflab's recipe vs diffusers' training example.
+
+    python benchmarks/bench_e2e.py                         # 30 min of training per side, n=2048
+    python benchmarks/bench_e2e.py --minutes 0.5 --n 256   # a plumbing check
+
+(a) difflab: the `fmnist-cpu` preset, wired as `difflab train` wires it (Learner + standard
+    callbacks: bf16, one-cycle LR, grad clip, EMA), sized to the budget by a probe of its step
+    rate and stopped by a wall-clock guard; no validation passes (they would eat the budget).
+(b) the peer: diffusers' examples/unconditional_image_generation/train_unconditional.py recipe
+    with UNet2DModel scaled to 28x28 (see difflab/bench/peer.py for every setting and change).
+Both then draw --n images with DDIM, 25 steps, eta 0 (difflab: no x0 clipping, its preset's
+default; diffusers: DDIMScheduler from the training scheduler's config, clip_sample=True, as
+the example's pipeline would), and both are scored by the same FMNIST-FID (the classifier that
+ships with difflab, against the Fashion-MNIST test set), with the real-data floor at the same n.
+The two trainings run one after the other on a shared machine: each side's measured img/s is
+reported beside its FID. Progress and a summary go to stderr; the last line of stdout is JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--minutes", type=float, default=30.0, help="training wall-clock per side")
+    p.add_argument("--quick", action="store_true", help="same as --minutes 2 --n 1024")
+    p.add_argument("--n", type=int, default=2048, help="images sampled per side for the FID")
+    p.add_argument("--preset", default="fmnist-cpu", help="difflab config preset")
+    p.add_argument("--peer-width", type=int, default=40, help="diffusers block width w (w,2w,4w)")
+    p.add_argument("--peer-batch-size", type=int, default=16, help="the example's default: 16")
+    p.add_argument("--limit", type=int, help="train both sides on the first N images only")
+    p.add_argument("--only", choices=["difflab", "peer"], help="run one side (no ratio)")
+    p.add_argument("--out", type=Path, help="folder for sample grids, models and results.json")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="torch threads for both sides (0: torch's default; "
+        "1 is faster on a machine shared with other jobs)",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.minutes, args.n = 2.0, 1024
+    if args.minutes <= 0 or args.n < 2:
+        p.error("--minutes must be > 0 and --n >= 2")
+    return args
+
+
+def run_difflab(args, evaluator, out: Path) -> dict:
+    from difflab.bench.budget import train_for
+    from difflab.cli.experiment import build_schedule, sampling_plan
+    from difflab.config import load_config
+    from difflab.data import to_uint8
+    from difflab.generation import generate_images
+
+    overrides = {"sample.sampler": "ddim", "sample.steps": 25, "sample.eta": 0.0}
+    if args.limit:
+        overrides["data.limit"] = args.limit
+    config = load_config(preset=args.preset, overrides=overrides)
+    trained = train_for(config, args.minutes * 60, out / "difflab", progress=not args.no_progress)
+    config, pad = trained["config"], trained["config"].data.pad
+    start = time.perf_counter()
+    images = generate_images(
+        trained["model"], build_schedule(config), objective=config.diffusion.objective,
+        image_shape=trained["image_shape"], seeds=list(range(args.n)),
+        plan=sampling_plan(config), progress=not args.no_progress,
+    )  # fmt: skip
+    sample_seconds = time.perf_counter() - start
+    images = images[..., pad : images.shape[-2] - pad, pad : images.shape[-1] - pad]
+    uint8 = to_uint8(images, config.data.low, config.data.high)
+    return summarise(trained, uint8, sample_seconds, evaluator, out / "difflab") | {
+        "model": f"difflab {config.model.preset}",
+        "params": sum(p.numel() for p in trained["model"].parameters()),
+        "batch_size": config.train.batch_size,
+        "sampler": "ddim 25 steps, eta 0, no x0 clipping",
+    }
+
+
+def run_peer(args, evaluator, out: Path) -> dict:
+    from difflab.bench.peer import PeerRecipe, sample_peer, train_peer
+
+    recipe = PeerRecipe(width=args.peer_width, batch_size=args.peer_batch_size)
+    trained = train_peer(recipe, args.minutes * 60, limit=args.limit, progress=not args.no_progress)
+    start = time.perf_counter()
+    uint8 = sample_peer(
+        trained["model"], trained["scheduler_config"], n=args.n, progress=not args.no_progress
+    )
+    sample_seconds = time.perf_counter() - start
+    return summarise(trained, uint8, sample_seconds, evaluator, out / "peer") | {
+        "model": f"diffusers UNet2DModel w={recipe.width}",
+        "params": trained["params"],
+        "batch_size": recipe.batch_size,
+        "sampler": "DDIMScheduler 25 steps, eta 0, clip_sample=True (from DDPMScheduler config)",
+    }
+
+
+def summarise(trained: dict, uint8, sample_seconds: float, evaluator, folder: Path) -> dict:
+    """Timings of the run and the FID report of its samples; a sample grid in `folder`."""
+    from difflab.io.images import save_grid
+
+    folder.mkdir(parents=True, exist_ok=True)
+    save_grid(uint8[:64], folder / "samples.png", scale=2)
+    report = evaluator.evaluate(uint8, progress=False)
+    keep = ("fid", "fid_floor", "kid", "kid_std", "n")
+    return {k: report[k] for k in keep if k in report} | {
+        k: trained[k]
+        for k in ("steps", "planned_steps", "train_seconds", "stopped_by_budget",
+                  "train_images_per_s", "probe_seconds_per_step")
+    } | {
+        "sample_seconds": sample_seconds,
+        "sample_images_per_s": len(uint8) / sample_seconds,
+    }  # fmt: skip
+
+
+def print_summary(result: dict) -> None:
+    for side in ("difflab", "peer"):
+        if side in result:
+            r = result[side]
+            print(
+                f"{side:8s} {r['model']:34s} FID {r['fid']:8.2f} (floor {r.get('fid_floor') or 0:.2f})"
+                f"  {r['steps']} steps in {r['train_seconds']:.0f} s, {r['train_images_per_s']:.0f} img/s"
+                f"  sampling {r['sample_images_per_s']:.1f} img/s",
+                file=sys.stderr,
+            )
+    if "fid_ratio_peer_over_difflab" in result:
+        print(
+            f"diffusers FID / difflab FID = {result['fid_ratio_peer_over_difflab']:.2f} (target >= 2)",
+            file=sys.stderr,
+        )
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    from difflab.metrics.shipped import load_shipped_evaluator
+
+    evaluator = load_shipped_evaluator()  # first: fail before an hour of training, not after
+    out = args.out or Path(tempfile.mkdtemp(prefix="difflab-e2e-"))
+    result = {"minutes": args.minutes, "n": args.n, "torch_threads": torch.get_num_threads()}
+    result["load_average_before"] = list(os.getloadavg())
+    if args.only != "peer":
+        result["difflab"] = run_difflab(args, evaluator, out)
+    if args.only != "difflab":
+        result["peer"] = run_peer(args, evaluator, out)
+    result["load_average_after"] = list(os.getloadavg())
+    if "difflab" in result and "peer" in result:
+        result["fid_ratio_peer_over_difflab"] = result["peer"]["fid"] / result["difflab"]["fid"]
+    result["out"] = str(out)
+    (out / "results.json").write_text(json.dumps(result, indent=2))
+    print_summary(result)
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
