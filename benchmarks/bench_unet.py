@@ -84,14 +84,14 @@ def time_round_robin(cases: list[Case], *, repeats: int, warmup: int) -> None:
             case.times.append(time.perf_counter() - start)
 
 
-def closest_diffusers_width(target: float, measure, widths=range(8, 129, 8)) -> int:
+def closest_diffusers_width(target: float, measure, widths=range(8, 73, 8)) -> int:
     """The diffusers example width whose `measure(width)` is closest to target (log scale)."""
     import math
 
     return min(widths, key=lambda w: abs(math.log(measure(w) / target)))
 
 
-def diffusers_flops(width: int, batch: int = 8) -> float:
+def diffusers_flops(width: int, batch: int = 2) -> float:
     model = build_model(f"diffusers:{width}", 1)
     x, t = torch.randn(batch, 1, 28, 28), torch.randint(0, 1000, (batch,))
     return count_flops(make_train_step(model, x, t)) / batch
@@ -126,8 +126,8 @@ def build_cases(args) -> list[Case]:
     if not args.no_diffusers:
         ref = build_model(f"difflab:{presets[0]}", 1)
         ref_params = sum(p.numel() for p in ref.parameters())
-        x, t = torch.randn(8, 1, 28, 28), torch.randint(0, 1000, (8,))
-        ref_flops = count_flops(make_train_step(ref, x, t)) / 8
+        x, t = torch.randn(2, 1, 28, 28), torch.randint(0, 1000, (2,))
+        ref_flops = count_flops(make_train_step(ref, x, t)) / 2
         w_params = closest_diffusers_width(ref_params, diffusers_params)
         w_flops = closest_diffusers_width(ref_flops, diffusers_flops)
         specs += sorted({f"diffusers:{w_params}", f"diffusers:{w_flops}"})
