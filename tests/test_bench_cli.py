@@ -1,0 +1,151 @@
+"""`difflab bench`: help, usage errors, a real smoke run whose ratios come from its figures,
+and the budget/peer pieces of the end-to-end benchmark against independent references."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from difflab.bench.budget import WallClockBudget, plan_steps
+from difflab.bench.peer import cosine_with_warmup
+from difflab.bench.ratios import unet_ratios
+from difflab.bench.suite import BENCHMARKS, SIZES, benchmarks_dir, parse_json_output, select
+from difflab.cli.main import main
+from difflab.training.callback import Callback
+
+
+def test_help_lists_every_benchmark(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["bench", "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    for flag in ("--quick", "--only", "--json", "--out"):
+        assert flag in out
+    for name in BENCHMARKS:
+        assert f"\n  {name} " in out
+
+
+def test_unknown_benchmark_is_a_usage_error(capsys):
+    assert main(["bench", "--only", "fid,nope"]) == 2
+    err = capsys.readouterr().err
+    assert "nope" in err and "fid" in err
+
+
+def test_every_benchmark_has_every_size_and_its_script():
+    folder = benchmarks_dir()
+    for bench in BENCHMARKS.values():
+        assert set(bench.args) == set(SIZES), bench.name
+        assert (folder / bench.script).is_file(), bench.script
+    assert [b.name for b in select("data,fid")] == ["fid", "data"]  # suite order
+
+
+def test_missing_checkout_says_what_to_do(tmp_path):
+    with pytest.raises(FileNotFoundError, match="--benchmarks-dir"):
+        benchmarks_dir(tmp_path)
+
+
+def test_json_is_read_from_the_last_json_line():
+    assert parse_json_output('load: 0.7 s\n{"a": 1}\n') == {"a": 1}
+    assert parse_json_output('{\n "a": [1,\n 2]\n}') == {"a": [1, 2]}
+    with pytest.raises(ValueError, match="no JSON"):
+        parse_json_output("only words\n")
+
+
+def test_smoke_run_measures_both_sides_and_derives_the_ratio(tmp_path, capsys):
+    """A real run of bench_fid.py (tiny sizes): each ratio is peer seconds / difflab seconds
+    of the same run, every figure a positive measurement, every FID equal to the exact one."""
+    out = tmp_path / "bench.json"
+    assert main(["bench", "--smoke", "--only", "fid", "--json", "--out", str(out)]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed == json.loads(out.read_text())
+    fid = printed["benchmarks"]["fid"]
+    assert fid["error"] is None and fid["seconds"] > 0
+    (case,) = fid["raw"]["results"]
+    methods = case["methods"]
+    for name, row in methods.items():
+        assert row["seconds"] > 0, name
+        assert row["fid"] == pytest.approx(case["exact_fid"], rel=1e-6), name
+    assert len(fid["ratios"]) == 4  # 2 difflab variants x (pytorch-fid, torchmetrics)
+    for ratio in fid["ratios"]:
+        assert math.isfinite(ratio["ratio"]) and ratio["ratio"] > 0
+        ours = "difflab, reference sqrt cached" if "cached" in ratio["measure"] else "difflab"
+        peer = next(k for k in methods if k.split(" ")[0] in ratio["peer_name"])
+        assert ratio["difflab"] == methods[ours]["seconds"]
+        assert ratio["peer"] == methods[peer]["seconds"]
+        assert ratio["ratio"] == pytest.approx(ratio["peer"] / ratio["difflab"])
+
+
+def test_unet_rows_pair_with_the_closest_peers():
+    """Matched params and matched FLOPs choose different diffusers widths when they differ."""
+
+    def row(model, params, gflop, img_s, mfu):
+        return {"model": model, "dtype": "bf16", "params_M": params, "GFLOP/img": gflop,
+                "img/s": img_s, "MFU": mfu}  # fmt: skip
+
+    rows = [
+        {"model": "matmul 2048^3", "dtype": "bf16", "GFLOP/s": 400.0, "MFU": 1.0},
+        row("difflab:fmnist-cpu", 6.3, 1.0, 200.0, 0.5),
+        row("diffusers:40", 5.8, 3.0, 50.0, 0.4),
+        row("diffusers:24", 2.1, 1.1, 150.0, 0.41),
+    ]
+    ratios = {(r.peer_name.split("ch")[0], r.unit): r for r in unet_ratios(rows)}
+    assert ratios[("diffusers 40", "img/s")].ratio == pytest.approx(4.0)
+    assert ratios[("diffusers 40", "GFLOP")].ratio == pytest.approx(3.0)  # difflab 3x cheaper
+    assert ratios[("diffusers 24", "fraction")].ratio == pytest.approx(0.5 / 0.41)
+    assert "matched FLOPs" in ratios[("diffusers 24", "img/s")].peer_name
+    assert ratios[("diffusers 40", "fraction")].target.startswith("MFU >= 0.60")
+
+
+@pytest.mark.parametrize("seconds", [5.0, 100.0, 1e5])
+def test_plan_fills_the_budget_within_the_dataset(seconds):
+    plan = plan_steps(seconds, 0.5, batch_size=64, n_images=1000)
+    wanted = max(1, int(seconds / 0.5))
+    assert plan.limit <= 1000 and plan.limit % 64 == 0
+    assert plan.steps == plan.epochs * (plan.limit // 64)
+    assert abs(plan.steps - wanted) <= plan.epochs  # rounding per epoch only
+
+
+def test_cosine_schedule_matches_diffusers():
+    from diffusers.optimization import get_cosine_schedule_with_warmup
+
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    reference = get_cosine_schedule_with_warmup(opt, num_warmup_steps=7, num_training_steps=50)
+    for step in range(60):
+        assert cosine_with_warmup(step, warmup=7, total=50) == pytest.approx(
+            reference.lr_lambdas[0](step), abs=1e-12
+        )
+
+
+class _SlowBatches(Callback):
+    """Every batch takes 20 ms, so the budget, not the data, ends the fit."""
+
+    def after_batch(self, learn):
+        time.sleep(0.02)
+
+
+def test_wall_clock_budget_stops_training():
+    from difflab.data import InMemoryBatches
+    from difflab.training import Learner
+
+    images = np.random.default_rng(0).integers(0, 256, (400, 1, 8, 8), np.uint8)
+    data = InMemoryBatches(images, batch_size=4)
+    model = torch.nn.Conv2d(1, 1, 3, padding=1)
+
+    def objective(model, batch):
+        return model(batch[0]).square().mean()
+
+    guard = WallClockBudget(0.2)
+    learn = Learner(model, data, objective, lr=1e-3, callbacks=[_SlowBatches(), guard])
+    start = time.perf_counter()
+    learn.fit(3)
+    elapsed = time.perf_counter() - start
+    assert guard.stopped
+    assert 1 <= learn.step < len(data)  # stopped inside the first epoch
+    assert 0.2 <= elapsed < 5.0
+    with pytest.raises(ValueError, match="budget"):
+        WallClockBudget(0)
