@@ -48,8 +48,13 @@ def difflab(*args, check=True, **kwargs):
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory):
     runs = tmp_path_factory.mktemp("runs")
-    out = difflab("train", *TINY, "--runs-dir", runs, "--json", "--no-progress")
+    event_file = runs / "event.json"
+    notify = f"sh -c 'printf %s \"$DIFFLAB_EVENT\" > {event_file}'"
+    out = difflab(
+        "train", *TINY, "--runs-dir", runs, "--json", "--no-progress", "--notify.command", notify
+    )
     summary = json.loads(out.stdout)
+    summary["event"] = json.loads(event_file.read_text())
     return Path(summary["run_dir"]), summary
 
 
@@ -70,6 +75,7 @@ def test_train_writes_a_complete_run_folder(trained_run):
     env = json.loads((run_dir / "environment.json").read_text())
     assert env["packages"]["torch"].startswith("2.13.0")
     assert np.isfinite(summary["metrics"]["epoch/train_loss"])
+    assert summary["event"]["event"] == "finished"  # --notify.command ran at the end
 
 
 @pytest.mark.parametrize("sampler", sorted(SAMPLERS))

@@ -124,6 +124,37 @@ def load_trained(path: str | Path, *, device: str | torch.device = "cpu") -> Tra
     )
 
 
+class _SaveModelCB(Callback):
+    """Writes model.safetensors + model.json (EMA weights) when fit ends normally.
+
+    Done in `after_fit`, before the trackers finish, so they can log the model as an artifact.
+    """
+
+    order = 80
+
+    def __init__(self, config: RunConfig, image_shape: tuple[int, int, int]) -> None:
+        self.config, self.image_shape = config, image_shape
+
+    def after_fit(self, learn: Any) -> None:
+        from difflab.training import eval_model
+
+        if learn.is_main_process:
+            path = save_trained(learn.run_dir, eval_model(learn), self.config, self.image_shape)
+            learn.report_file("model", path, "artifact")
+
+
+def _notify_callbacks(config: RunConfig) -> list:
+    n = config.notify
+    if n.webhook is None and n.command is None:
+        return []
+    from difflab.training.callbacks.notify import NotifyCallback
+
+    thresholds = [spec.strip() for spec in n.when.split(",") if spec.strip()]
+    return [
+        NotifyCallback(command=n.command, webhook=n.webhook, thresholds=thresholds, on_end=n.on_end)
+    ]
+
+
 class _LastValues(Callback):
     """Keeps the last reported value of every metric (for the run summary)."""
 
@@ -186,7 +217,6 @@ def train_experiment(
     from difflab.tracking.base import make_trackers
     from difflab.training import (
         Learner,
-        eval_model,
         process_rank,
         standard_callbacks,
         stopped_by_signal,
@@ -220,6 +250,8 @@ def train_experiment(
     if rank == 0:
         trackers = make_trackers(config.trackers, run_dir, config_dict, runs_dir=config.runs_dir)
         callbacks.append(TrackingCallback(trackers))
+        callbacks += _notify_callbacks(config)
+    callbacks.append(_SaveModelCB(config, image_shape))
     last = _LastValues()
     callbacks.append(last)
     optimizer = partial(torch.optim.AdamW, weight_decay=t.weight_decay, foreach=True)
@@ -243,8 +275,6 @@ def train_experiment(
             "stopped by signal %d after step %d; continue with `difflab train --resume %s`",
             signal_number, learn.step, run_dir,
         )  # fmt: skip
-    elif learn.is_main_process:
-        save_trained(run_dir, eval_model(learn), config, image_shape)
     n_images = learn.step * t.batch_size * world_size
     return {
         "run_dir": str(run_dir),

@@ -163,6 +163,22 @@ class EvalConfig:
 
 
 @dataclass(frozen=True)
+class NotifyConfig:
+    """Tell someone when a metric crosses a threshold, or when the run ends or fails."""
+
+    webhook: str | None = option(None, "POST a JSON message to this http(s) URL")
+    command: str | None = option(None, "run this command (the JSON event is in $DIFFLAB_EVENT)")
+    when: str = option("", "comma-separated thresholds, e.g. 'fid<20,train/loss>5'")
+    on_end: bool = option(True, "also notify when the run finishes or fails")
+
+    def __post_init__(self) -> None:
+        _require(
+            self.webhook is None or self.webhook.startswith(("http://", "https://")),
+            "--notify.webhook", "must start with http:// or https://",
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """A whole experiment: data, model, diffusion, training, sampling and evaluation."""
 
@@ -172,6 +188,7 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     sample: SampleConfig = field(default_factory=SampleConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    notify: NotifyConfig = field(default_factory=NotifyConfig)
     runs_dir: str = option("runs", "folder that holds one sub-folder per run")
     name: str | None = option(None, "run name (default: NNNNN-<dataset>-<preset>)")
     trackers: str = option("local", "comma-separated: local, wandb, tensorboard")
