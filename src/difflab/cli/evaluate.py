@@ -110,6 +110,9 @@ def sample_and_measure(trained, sample, evaluator, *, kid: bool, on_step=None) -
         on_step=on_step,
     )
     seconds = time.perf_counter() - start
+    pad = trained.meta["run_config"]["data"]["pad"]
+    if pad:  # the feature classifier sees images at their original size
+        images = images[:, :, pad:-pad, pad:-pad]
     result = measure(evaluator, to_uint8(images, trained.low, trained.high), kid=kid)
     result.update(
         sampler=sample.sampler,
