@@ -221,6 +221,7 @@ def train_experiment(
         standard_callbacks,
         stopped_by_signal,
     )
+    from difflab.training.callbacks import ProgressCB
     from difflab.training.callbacks.tracking import TrackingCallback
 
     t = config.train
@@ -242,9 +243,11 @@ def train_experiment(
         ema_decay=t.ema_decay,
         checkpoint_every=t.checkpoint_every,
         max_nonfinite=t.max_nonfinite,
-        progress=progress,
+        progress=False,
         run_dir=run_dir,
     )
+    # --no-progress still logs plain progress lines; it only turns the bars off.
+    callbacks.append(ProgressCB(tty=None if progress else False))
     callbacks += _diffusion_callbacks(config, run_dir, schedule, image_shape)
     config_dict = config_to_dict(config)
     if rank == 0:
