@@ -160,3 +160,62 @@ def test_kill_9_then_resume_gives_the_uninterrupted_weights(tmp_path):
     a = (Path(straight["run_dir"]) / "model.safetensors").read_bytes()
     b = (run_dir / "model.safetensors").read_bytes()
     assert a == b
+
+
+def test_eval_prints_fid_with_its_floor_for_a_run(trained_run, capsys):
+    run_dir, _ = trained_run
+    args = ["eval", str(run_dir), "--n", "64", "--steps", "3", "--no-kid", "--json"]
+    assert main(args) == 0
+    result = json.loads(capsys.readouterr().out)
+    for key in ("fid", "fid_floor", "n", "sampler", "steps", "nfe", "seconds"):
+        assert key in result, key
+    assert result["n"] == 64 and result["nfe"] == 3
+    # an untrained-ish tiny model is far from the data; real images are not
+    assert result["fid"] > 2 * result["fid_floor"] > 0
+
+
+def test_eval_of_real_images_is_near_the_floor(tmp_path, capsys):
+    from PIL import Image
+
+    from difflab.data import load_images
+
+    test = load_images("fashion_mnist", "test").images[:300].numpy()
+    np.savez(tmp_path / "real.npz", images=test)
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    for k, image in enumerate(test[:300]):
+        Image.fromarray(image[0]).save(folder / f"{k:04d}.png")
+    for target in (tmp_path / "real.npz", folder):
+        assert main(["eval", str(target), "--json"]) == 0
+        result = json.loads(capsys.readouterr().out)
+        assert result["n"] == 300
+        assert result["fid"] < 3 * result["fid_floor"]
+        assert "kid" in result and abs(result["kid"]) < 0.01
+
+
+def test_eval_sweep_writes_table_and_plots(trained_run, tmp_path, capsys):
+    run_dir, _ = trained_run
+    args = [
+        "eval",
+        str(run_dir),
+        "--sweep",
+        "--samplers",
+        "ddim,euler",
+        "--steps-list",
+        "2,3",
+        "--n",
+        "32",
+        "--out",
+        str(tmp_path),
+        "--json",
+    ]
+    assert main(args) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["sampler"], r["steps"]) for r in rows] == [
+        ("ddim", 2),
+        ("ddim", 3),
+        ("euler", 2),
+        ("euler", 3),
+    ]
+    for name in ("sweep.json", "sweep.md", "sweep_nfe.png", "sweep_time.png"):
+        assert (tmp_path / name).is_file(), name

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from difflab.data import DatasetError, load_images
 from difflab.data import locate as locate_module
@@ -66,8 +67,8 @@ def make_mnist(folder: Path, n: int = 30, *, prefix: str = "train", seed: int = 
 
 def test_real_fashion_mnist_train_and_test(shared_data):
     train = load_images("fashion_mnist", "train", root=shared_data)
-    assert train.images.shape == (60_000, 1, 28, 28) and train.images.dtype == np.uint8
-    assert train.labels.shape == (60_000,) and train.labels.dtype == np.int64
+    assert train.images.shape == (60_000, 1, 28, 28) and train.images.dtype == torch.uint8
+    assert train.labels.shape == (60_000,) and train.labels.dtype == torch.int64
     assert list(train.class_counts().values()) == [6000] * FMNIST_CLASSES
     assert train.classes[0] == "T-shirt/top" and train.classes[9] == "Ankle boot"
     assert [c.matched for c in train.checks] == ["published", "published"]

@@ -87,7 +87,7 @@ def load_images_target(target: Path):
     if target.is_dir():
         from difflab.data import load_images
 
-        return load_images(str(target)).images.numpy()
+        return load_images(str(target)).images
     raise FileNotFoundError(
         f"{target}: expected a run folder, a .safetensors model, "
         "a samples .npz or a folder of images"

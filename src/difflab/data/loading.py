@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
+import torch
 
 from difflab.data import cifar, idx
 from difflab.data.catalog import DATASETS, DatasetSpec, find_spec
@@ -27,9 +28,9 @@ Split = Literal["train", "test"]
 class ImageSet:
     """A loaded split: all images in one array, verified on load."""
 
-    images: np.ndarray
+    images: torch.Tensor
     """uint8 (N, C, H, W)."""
-    labels: np.ndarray
+    labels: torch.Tensor
     """int64 (N,), indices into `classes`."""
     classes: list[str]
     name: str
@@ -39,12 +40,17 @@ class ImageSet:
     checks: tuple[FileCheck, ...] = ()
     """The files read and the md5 each one matched (empty for image folders)."""
 
+    def __post_init__(self) -> None:
+        # Readers produce numpy arrays; users get tensors (shared memory, no copy).
+        object.__setattr__(self, "images", torch.as_tensor(self.images))
+        object.__setattr__(self, "labels", torch.as_tensor(self.labels, dtype=torch.int64))
+
     def __len__(self) -> int:
         return len(self.images)
 
     def class_counts(self) -> dict[str, int]:
         """Number of images of each class."""
-        counts = np.bincount(self.labels, minlength=len(self.classes))
+        counts = np.bincount(self.labels.numpy(), minlength=len(self.classes))
         return {c: int(n) for c, n in zip(self.classes, counts)}
 
 
