@@ -4,16 +4,17 @@
     python benchmarks/bench_e2e.py --minutes 0.5 --n 256   # a plumbing check
 
 (a) difflab: the `fmnist-cpu` preset, wired as `difflab train` wires it (Learner + standard
-    callbacks: bf16, one-cycle LR, grad clip, EMA), sized to the budget by a probe of its step
-    rate and stopped by a wall-clock guard; no validation passes (they would eat the budget).
+    callbacks: bf16, one-cycle LR, grad clip, EMA), stopped by a wall-clock guard; no
+    validation passes (they would eat the budget).
 (b) the peer: diffusers' examples/unconditional_image_generation/train_unconditional.py recipe
     with UNet2DModel scaled to 28x28 (see difflab/bench/peer.py for every setting and change).
 Both then draw --n images with DDIM, 25 steps, eta 0 (difflab: no x0 clipping, its preset's
 default; diffusers: DDIMScheduler from the training scheduler's config, clip_sample=True, as
 the example's pipeline would), and both are scored by the same FMNIST-FID (the classifier that
 ships with difflab, against the Fashion-MNIST test set), with the real-data floor at the same n.
-The two trainings run one after the other on a shared machine: each side's measured img/s is
-reported beside its FID. Progress and a summary go to stderr; the last line of stdout is JSON.
+Both LR schedules are indexed by the share of the budget spent, not by the step, so that each
+run ends its schedule exactly at the budget (see difflab/bench/budget.py). The two trainings run
+one after the other on a shared machine: each side's measured img/s is reported beside its FID. Progress and a summary go to stderr; the last line of stdout is JSON.
 """
 
 from __future__ import annotations
@@ -116,8 +117,8 @@ def summarise(trained: dict, uint8, sample_seconds: float, evaluator, folder: Pa
     keep = ("fid", "fid_floor", "kid", "kid_std", "n")
     return {k: report[k] for k in keep if k in report} | {
         k: trained[k]
-        for k in ("steps", "planned_steps", "train_seconds", "stopped_by_budget",
-                  "train_images_per_s", "probe_seconds_per_step")
+        for k in ("steps", "epochs_started", "train_seconds", "stopped_by_budget",
+                  "train_images_per_s")
     } | {
         "sample_seconds": sample_seconds,
         "sample_images_per_s": len(uint8) / sample_seconds,

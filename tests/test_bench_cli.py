@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from difflab.bench.budget import WallClockBudget, plan_steps
-from difflab.bench.peer import cosine_with_warmup
+from difflab.bench.budget import BudgetLRSchedule, WallClockBudget
+from difflab.bench.peer import PeerLRSchedule
 from difflab.bench.ratios import unet_ratios
 from difflab.bench.suite import BENCHMARKS, SIZES, benchmarks_dir, parse_json_output, select
 from difflab.cli.main import main
@@ -101,24 +101,25 @@ def test_unet_rows_pair_with_the_closest_peers():
     assert ratios[("diffusers 40", "fraction")].target.startswith("MFU >= 0.60")
 
 
-@pytest.mark.parametrize("seconds", [5.0, 100.0, 1e5])
-def test_plan_fills_the_budget_within_the_dataset(seconds):
-    plan = plan_steps(seconds, 0.5, batch_size=64, n_images=1000)
-    wanted = max(1, int(seconds / 0.5))
-    assert plan.limit <= 1000 and plan.limit % 64 == 0
-    assert plan.steps == plan.epochs * (plan.limit // 64)
-    assert abs(plan.steps - wanted) <= plan.epochs  # rounding per epoch only
-
-
-def test_cosine_schedule_matches_diffusers():
+def test_peer_schedule_is_diffusers_cosine_at_a_steady_rate():
+    """Indexed by the budget's clock at a constant step rate, the peer's LR multiplier is
+    diffusers' get_cosine_schedule_with_warmup (500 warm-up steps of 6000)."""
     from diffusers.optimization import get_cosine_schedule_with_warmup
 
     opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
-    reference = get_cosine_schedule_with_warmup(opt, num_warmup_steps=7, num_training_steps=50)
-    for step in range(60):
-        assert cosine_with_warmup(step, warmup=7, total=50) == pytest.approx(
-            reference.lr_lambdas[0](step), abs=1e-12
-        )
+    reference = get_cosine_schedule_with_warmup(opt, num_warmup_steps=500, num_training_steps=6000)
+    ours = PeerLRSchedule(500)
+    for step in range(6000):
+        assert ours.factor(step, step / 6000) == pytest.approx(
+            reference.lr_lambdas[0](step), abs=1e-9
+        ), step
+
+
+def test_peer_warmup_ends_at_a_tenth_of_a_short_budget():
+    ours = PeerLRSchedule(500)
+    assert ours.factor(10, 0.05) == pytest.approx(0.5)  # half way through 10% of the time
+    assert ours.factor(20, 0.1) == pytest.approx(1.0)
+    assert ours.factor(30, 0.55) == pytest.approx(0.5)  # cosine half way through the rest
 
 
 class _SlowBatches(Callback):
@@ -128,9 +129,21 @@ class _SlowBatches(Callback):
         time.sleep(0.02)
 
 
-def test_wall_clock_budget_stops_training():
+class _RecordLR(Callback):
+    order = 0  # after the LR schedule (-10), before the step
+
+    def __init__(self):
+        self.lrs, self.betas = [], []
+
+    def before_batch(self, learn):
+        self.lrs.append(learn.optimizer.param_groups[0]["lr"])
+        self.betas.append(learn.optimizer.param_groups[0]["betas"][0])
+
+
+def test_wall_clock_budget_stops_training_and_drives_one_cycle():
     from difflab.data import InMemoryBatches
     from difflab.training import Learner
+    from difflab.training.callbacks.schedule import LRScheduleCB
 
     images = np.random.default_rng(0).integers(0, 256, (400, 1, 8, 8), np.uint8)
     data = InMemoryBatches(images, batch_size=4)
@@ -139,13 +152,21 @@ def test_wall_clock_budget_stops_training():
     def objective(model, batch):
         return model(batch[0]).square().mean()
 
-    guard = WallClockBudget(0.2)
-    learn = Learner(model, data, objective, lr=1e-3, callbacks=[_SlowBatches(), guard])
+    guard = WallClockBudget(0.5)
+    schedule = BudgetLRSchedule(LRScheduleCB("onecycle", warmup=0.2), guard)
+    record = _RecordLR()
+    callbacks = [schedule, record, _SlowBatches(), guard]
+    learn = Learner(model, data, objective, lr=1e-2, callbacks=callbacks)
     start = time.perf_counter()
     learn.fit(3)
     elapsed = time.perf_counter() - start
     assert guard.stopped
-    assert 1 <= learn.step < len(data)  # stopped inside the first epoch
-    assert 0.2 <= elapsed < 5.0
+    assert 5 <= learn.step < len(data)  # stopped inside the first epoch
+    assert 0.5 <= elapsed < 5.0
+    lrs = record.lrs
+    assert lrs[0] == pytest.approx(1e-2 / 25, rel=0.05)  # one-cycle starts at max_lr / 25
+    assert max(lrs) > 0.7e-2 and lrs.index(max(lrs)) not in (0, len(lrs) - 1)
+    assert lrs[-1] < 0.2e-2  # annealed by the end of the budget
+    assert record.betas[lrs.index(max(lrs))] < record.betas[0]  # beta1 moves opposite
     with pytest.raises(ValueError, match="budget"):
         WallClockBudget(0)

@@ -1,18 +1,15 @@
 """difflab's training recipe (what `difflab train` wires) under a wall-clock budget.
 
-The learning-rate schedule needs the number of steps in advance, so a budget becomes steps in
-two moves: a short probe times the real loop (same Learner, callbacks, batch and precision),
-then the run is sized to fill the budget (epochs x a prefix of the training set). A guard
-callback ends training at the budget whatever happens, e.g. when the machine gets busier.
+A guard callback ends training when the budget is spent, and the recipe's learning-rate
+schedule is indexed by the share of the budget spent instead of by the step: a step count
+fixed in advance cannot fill a budget on a machine whose speed changes with other people's
+jobs, and at a steady step rate the two indexings give the same curve.
 """
 
 from __future__ import annotations
 
-import math
-import statistics
-import tempfile
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -21,6 +18,9 @@ import torch
 
 from difflab.config import RunConfig
 from difflab.training.callback import Callback, CancelFitException
+from difflab.training.callbacks.schedule import LRScheduleCB, onecycle_momentum
+
+EPOCHS_CAP = 10_000  # the fit's nominal length; the budget ends it long before
 
 
 class WallClockBudget(Callback):
@@ -32,64 +32,57 @@ class WallClockBudget(Callback):
         if seconds <= 0:
             raise ValueError(f"the time budget must be > 0 seconds, got {seconds}")
         self.seconds = seconds
-        self.start = 0.0
+        self.start: float | None = None
         self.stopped = False
 
     def before_fit(self, learn: Any) -> None:
         self.start = time.perf_counter()
 
+    def fraction(self) -> float:
+        """Share of the budget spent so far (0 before the fit starts, at most 1)."""
+        if self.start is None:
+            return 0.0
+        return min(1.0, (time.perf_counter() - self.start) / self.seconds)
+
     def after_batch(self, learn: Any) -> None:
-        if learn.training and time.perf_counter() - self.start >= self.seconds:
+        if learn.training and self.fraction() >= 1.0:
             self.stopped = True
             raise CancelFitException
 
 
-class StepTimes(Callback):
-    """Wall-clock time of every training batch (the probe's measurement)."""
+class BudgetLRSchedule(LRScheduleCB):
+    """The recipe's LR (and one-cycle beta1) schedule at step = share of budget x RESOLUTION."""
 
-    order = 10_001
+    RESOLUTION = 100_000
 
-    def __init__(self) -> None:
-        self.times: list[float] = []
-        self._start = 0.0
+    def __init__(self, base: LRScheduleCB, budget: WallClockBudget) -> None:
+        super().__init__(base.schedule, warmup=base.warmup, cycle_momentum=base.cycle_momentum)
+        self.budget = budget
 
     def before_batch(self, learn: Any) -> None:
-        self._start = time.perf_counter()
-
-    def after_batch(self, learn: Any) -> None:
-        if learn.training:
-            self.times.append(time.perf_counter() - self._start)
-
-
-@dataclass(frozen=True)
-class Plan:
-    """How many epochs over how many images fill the budget at the probed step rate."""
-
-    epochs: int
-    steps_per_epoch: int
-    batch_size: int
-    seconds_per_step: float
-
-    @property
-    def limit(self) -> int:
-        """Images of the training set used (a prefix): whole batches only."""
-        return self.steps_per_epoch * self.batch_size
-
-    @property
-    def steps(self) -> int:
-        return self.epochs * self.steps_per_epoch
+        if not learn.training:
+            return
+        total = self.RESOLUTION
+        step = min(total - 1, round(self.budget.fraction() * total))
+        lr = self.lr_at(step, total, learn.lr)
+        beta1 = None
+        if self.schedule == "onecycle" and self.cycle_momentum:
+            beta1 = onecycle_momentum(step, total, pct_start=self.warmup)
+        for group in learn.optimizer.param_groups:
+            group["lr"] = lr
+            if beta1 is not None and "betas" in group:
+                group["betas"] = (beta1, group["betas"][1])
 
 
-def plan_steps(seconds: float, seconds_per_step: float, *, batch_size: int, n_images: int) -> Plan:
-    """Epochs and a training-set prefix whose steps fill `seconds` (at least one step)."""
-    total = max(1, int(seconds / seconds_per_step))
-    per_epoch_max = n_images // batch_size
-    epochs = math.ceil(total / per_epoch_max)
-    per_epoch = max(1, min(per_epoch_max, round(total / epochs)))
-    return Plan(epochs, per_epoch, batch_size, seconds_per_step)
+def _budget_callbacks(callbacks: list[Callback], guard: WallClockBudget) -> list[Callback]:
+    """The standard callbacks with the LR schedule re-indexed by the budget, plus the guard."""
+    swapped = [
+        BudgetLRSchedule(cb, guard) if isinstance(cb, LRScheduleCB) else cb for cb in callbacks
+    ]
+    return [*swapped, guard]
 
 
-def _learner(config: RunConfig, run_dir: Path, extra: list[Callback], *, progress: bool):
+def _learner(config: RunConfig, run_dir: Path, guard: WallClockBudget, *, progress: bool):
     """The Learner `train_experiment` builds, without validation, sample grids or trackers."""
     from difflab.cli.experiment import build_data, build_model, build_schedule
     from difflab.diffusion import make_objective
@@ -112,60 +105,33 @@ def _learner(config: RunConfig, run_dir: Path, extra: list[Callback], *, progres
     optimizer = partial(torch.optim.AdamW, weight_decay=t.weight_decay, foreach=True)
     learn = Learner(
         model, train_batches, objective, lr=t.lr, optimizer=optimizer,
-        callbacks=[*callbacks, *extra], run_dir=run_dir,
+        callbacks=_budget_callbacks(callbacks, guard), run_dir=run_dir,
     )  # fmt: skip
     return learn, image_shape
-
-
-def probe_seconds_per_step(config: RunConfig, *, steps: int = 3) -> float:
-    """Median time of a training step of this config (after one warm-up step)."""
-    probe = replace(
-        config,
-        data=replace(config.data, limit=(steps + 1) * config.train.batch_size),
-        train=replace(config.train, epochs=1),
-    )
-    timer = StepTimes()
-    with tempfile.TemporaryDirectory() as tmp:
-        learn, _ = _learner(probe, Path(tmp), [timer], progress=False)
-        learn.fit(1)
-    return statistics.median(timer.times[1:])
 
 
 def train_for(
     config: RunConfig, seconds: float, run_dir: Path, *, progress: bool = True
 ) -> dict[str, Any]:
-    """Probe, size the run to `seconds`, train under a guard, save the EMA weights to run_dir."""
+    """Train `config` for `seconds` of wall-clock; save the EMA weights into run_dir."""
     from difflab.cli.experiment import save_trained
-    from difflab.data import load_images
     from difflab.training import eval_model
 
-    n_images = config.data.limit or len(load_images(config.data.dataset, "train", config.data.root))
-    plan = plan_steps(
-        seconds,
-        probe_seconds_per_step(config),
-        batch_size=config.train.batch_size,
-        n_images=n_images,
-    )
-    sized = replace(
-        config,
-        data=replace(config.data, limit=plan.limit),
-        train=replace(config.train, epochs=plan.epochs),
-    )
+    config = replace(config, train=replace(config.train, epochs=EPOCHS_CAP))
     guard = WallClockBudget(seconds)
-    learn, image_shape = _learner(sized, run_dir, [guard], progress=progress)
+    learn, image_shape = _learner(config, run_dir, guard, progress=progress)
     start = time.perf_counter()
-    learn.fit(plan.epochs)
+    learn.fit(EPOCHS_CAP)
     elapsed = time.perf_counter() - start
     model = eval_model(learn)
-    save_trained(run_dir, model, sized, image_shape)
+    save_trained(run_dir, model, config, image_shape)
     return {
         "model": model,
-        "config": sized,
+        "config": config,
         "image_shape": image_shape,
-        "planned_steps": plan.steps,
         "steps": learn.step,
+        "epochs_started": learn.epoch + 1,
         "train_seconds": elapsed,
         "stopped_by_budget": guard.stopped,
         "train_images_per_s": learn.step * config.train.batch_size / elapsed,
-        "probe_seconds_per_step": plan.seconds_per_step,
     }

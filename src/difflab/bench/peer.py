@@ -8,7 +8,8 @@ inv_gamma 1, power 3/4), images scaled to [-1, 1] with a random horizontal flip,
 Changes, all in the peer's favour or forced by the setting: the network is scaled down to 28x28
 (`diffusers_example_config`), batches come from difflab's in-memory batcher (the example's
 per-item DataLoader would cost the peer time), bf16 autocast as the example's
-`--mixed_precision bf16`, and warm-up is capped at 10% of the steps on short budgets.
+`--mixed_precision bf16`, and the schedule follows the budget's clock (warm-up: 500 steps or
+10% of the budget, whichever ends first).
 Sampling: DDIMScheduler built from the training scheduler's config, as the example's
 pipeline does (so clip_sample=True, the DDPMScheduler default; "leading" spacing).
 """
@@ -17,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import statistics
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -45,13 +45,30 @@ class PeerRecipe:
     seed: int = 0
 
 
-# --- cosine with warm-up: diffusers.optimization.get_cosine_schedule_with_warmup ---
-def cosine_with_warmup(step: int, *, warmup: int, total: int) -> float:
-    """LR multiplier: linear warm-up, then half a cosine down to 0 at `total`."""
-    if step < warmup:
-        return step / max(1, warmup)
-    progress = (step - warmup) / max(1, total - warmup)
-    return max(0.0, 0.5 * (1.0 + math.cos(math.pi * progress)))
+# --- Cosine with warm-up, as diffusers.optimization.get_cosine_schedule_with_warmup
+# --- (num_cycles 0.5), indexed by the share of the wall-clock budget spent (see budget.py):
+#   warm-up: lr = max_lr * max(step / W, fraction / WARMUP_CAP)    until that reaches 1
+#   then:    lr = max_lr * (1 + cos(pi * progress)) / 2, progress = (fraction - f_w) / (1 - f_w)
+# where f_w is the fraction at which warm-up ended. At a steady step rate with W < 10% of the
+# steps this is exactly diffusers' curve; on a short budget warm-up stops at 10% of the time.
+WARMUP_CAP = 0.1
+
+
+class PeerLRSchedule:
+    """LR multiplier of the example's schedule, given the step and the budget fraction."""
+
+    def __init__(self, warmup_steps: int) -> None:
+        self.warmup_steps = warmup_steps
+        self.warmup_end: float | None = None
+
+    def factor(self, step: int, fraction: float) -> float:
+        if self.warmup_end is None:
+            warm = max(step / max(1, self.warmup_steps), fraction / WARMUP_CAP)
+            if warm < 1.0:
+                return warm
+            self.warmup_end = fraction
+        progress = (fraction - self.warmup_end) / max(1e-12, 1.0 - self.warmup_end)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
 def _autocast(enabled: bool):
@@ -76,7 +93,7 @@ def _flip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
 class PeerTrainer:
     """One training step of the example's loop, and its model, scheduler, optimiser and EMA."""
 
-    def __init__(self, recipe: PeerRecipe, *, total_steps: int) -> None:
+    def __init__(self, recipe: PeerRecipe) -> None:
         from diffusers import DDPMScheduler, UNet2DModel
         from diffusers.training_utils import EMAModel
 
@@ -90,11 +107,7 @@ class PeerTrainer:
             self.model.parameters(), lr=recipe.lr, betas=recipe.adam_betas,
             weight_decay=recipe.weight_decay, eps=recipe.adam_eps,
         )  # fmt: skip
-        self.total_steps = total_steps
-        warmup = min(recipe.warmup_steps, max(1, total_steps // 10))
-        self.lr_schedule = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda s: cosine_with_warmup(s, warmup=warmup, total=self.total_steps)
-        )
+        self.lr_schedule = PeerLRSchedule(recipe.warmup_steps)
         self.ema = EMAModel(
             self.model.parameters(), decay=recipe.ema_max_decay, use_ema_warmup=True,
             inv_gamma=recipe.ema_inv_gamma, power=recipe.ema_power,
@@ -102,9 +115,11 @@ class PeerTrainer:
         self.generator = torch.Generator().manual_seed(recipe.seed)
         self.steps = 0
 
-    def step(self, clean: torch.Tensor) -> float:
-        """The example's inner loop for one batch (x in [-1, 1])."""
+    def step(self, clean: torch.Tensor, fraction: float) -> float:
+        """The example's inner loop for one batch (x in [-1, 1]), `fraction` of budget spent."""
         g = self.generator
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.recipe.lr * self.lr_schedule.factor(self.steps, fraction)
         if self.recipe.random_flip:
             clean = _flip(clean, g)
         noise = torch.randn(clean.shape, generator=g)
@@ -116,7 +131,6 @@ class PeerTrainer:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
         self.optimizer.step()
-        self.lr_schedule.step()
         self.optimizer.zero_grad()
         self.ema.step(self.model.parameters())
         self.steps += 1
@@ -127,18 +141,6 @@ class PeerTrainer:
         return self.model.eval()
 
 
-def probe_seconds_per_step(recipe: PeerRecipe, *, data_root: str | None, steps: int = 4) -> float:
-    """Median time of the example's training step (after one warm-up step)."""
-    trainer = PeerTrainer(recipe, total_steps=1000)
-    batches = _batches(recipe, data_root, (steps + 1) * recipe.batch_size)
-    times = []
-    for x, _ in batches:
-        start = time.perf_counter()
-        trainer.step(x)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times[1:])
-
-
 def train_peer(
     recipe: PeerRecipe,
     seconds: float,
@@ -147,23 +149,21 @@ def train_peer(
     limit: int | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Train for `seconds` of wall-clock, the cosine schedule sized by a probe of the step rate."""
+    """Train for `seconds` of wall-clock (the batch that crosses the budget is the last)."""
     from tqdm.auto import tqdm
 
-    per_step = probe_seconds_per_step(recipe, data_root=data_root)
-    planned = max(1, int(seconds / per_step))
-    trainer = PeerTrainer(recipe, total_steps=planned)
+    trainer = PeerTrainer(recipe)
     batches = _batches(recipe, data_root, limit)
-    bar = tqdm(total=planned, desc="diffusers example", disable=not progress)
-    start, epoch, stopped = time.perf_counter(), 0, False
-    while not stopped and trainer.steps < planned:
+    bar = tqdm(total=round(seconds), desc="diffusers example", unit="s", disable=not progress)
+    start, epoch, fraction = time.perf_counter(), 0, 0.0
+    while fraction < 1.0:
         batches.set_epoch(epoch)
         for x, _ in batches:
-            loss = trainer.step(x)
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
-            stopped = time.perf_counter() - start >= seconds
-            if stopped or trainer.steps >= planned:
+            loss = trainer.step(x, fraction)
+            fraction = min(1.0, (time.perf_counter() - start) / seconds)
+            bar.update(round(fraction * seconds) - bar.n)
+            bar.set_postfix(loss=f"{loss:.4f}", steps=trainer.steps, refresh=False)
+            if fraction >= 1.0:
                 break
         epoch += 1
     elapsed = time.perf_counter() - start
@@ -171,12 +171,11 @@ def train_peer(
     return {
         "model": trainer.ema_model(),
         "scheduler_config": dict(trainer.scheduler.config),
-        "planned_steps": planned,
         "steps": trainer.steps,
+        "epochs_started": epoch,
         "train_seconds": elapsed,
-        "stopped_by_budget": stopped,
+        "stopped_by_budget": True,
         "train_images_per_s": trainer.steps * recipe.batch_size / elapsed,
-        "probe_seconds_per_step": per_step,
         "params": sum(p.numel() for p in trainer.model.parameters()),
     }
 
