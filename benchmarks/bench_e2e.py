@@ -114,7 +114,7 @@ def summarise(trained: dict, uint8, sample_seconds: float, evaluator, folder: Pa
     folder.mkdir(parents=True, exist_ok=True)
     save_grid(uint8[:64], folder / "samples.png", scale=2)
     report = evaluator.evaluate(uint8, progress=False)
-    keep = ("fid", "fid_floor", "kid", "kid_std", "n")
+    keep = ("fid", "fid_floor", "kid_mean", "kid_std", "n")
     return {k: report[k] for k in keep if k in report} | {
         k: trained[k]
         for k in ("steps", "epochs_started", "train_seconds", "stopped_by_budget",
