@@ -78,10 +78,27 @@ def build_data(config: RunConfig, *, rank: int = 0, world_size: int = 1):
     return train_batches, valid_batches, (int(c), int(h + 2 * d.pad), int(w + 2 * d.pad))
 
 
-def build_model(config: RunConfig, in_channels: int) -> torch.nn.Module:
+def build_model(config: RunConfig, image_shape: tuple[int, int, int]) -> torch.nn.Module:
+    """difflab's UNet preset, or diffusers' UNet2DModel through the same forward(x_t, t)."""
+    if config.model.preset == "diffusers":
+        from difflab.models.diffusers_adapter import build_diffusers_unet
+
+        return build_diffusers_unet(sample_size=image_shape[1], in_channels=image_shape[0])
     from difflab.models import build_unet
 
-    return build_unet(config.model.preset, in_channels=in_channels, dropout=config.model.dropout)
+    return build_unet(config.model.preset, in_channels=image_shape[0], dropout=config.model.dropout)
+
+
+def model_from_config(config: dict[str, Any]) -> torch.nn.Module:
+    """Rebuild an architecture recorded in model.json (its `kind` says which class)."""
+    from difflab.models import UNet
+    from difflab.models.unet import CONFIG_KIND
+
+    if config.get("kind") == CONFIG_KIND:
+        return UNet.from_config(config)
+    from difflab.models.diffusers_adapter import DiffusersUNet
+
+    return DiffusersUNet.from_config(config)
 
 
 def model_meta(config: RunConfig, model: torch.nn.Module, image_shape: tuple[int, ...]) -> dict:
@@ -102,15 +119,13 @@ def save_trained(
 
 def load_trained(path: str | Path, *, device: str | torch.device = "cpu") -> TrainedModel:
     """A run folder or model.safetensors (with its model.json) → a TrainedModel in eval mode."""
-    from difflab.models import UNet
-
     state, meta = load_model_file(path)
     if meta.get("format") != "difflab-model/1":
         raise ValueError(
             f"{path}: model.json has format {meta.get('format')!r}, expected 'difflab-model/1'"
         )
     config = config_from_dict(meta["run_config"])
-    model = UNet.from_config(meta["unet"])
+    model = model_from_config(meta["unet"])
     model.load_state_dict(state)
     model.to(device).eval()
     return TrainedModel(
@@ -228,7 +243,7 @@ def train_experiment(
     torch.manual_seed(t.seed)  # the weights' initialisation follows the seed
     rank, world_size = process_rank()
     train_batches, valid_batches, image_shape = build_data(config, rank=rank, world_size=world_size)
-    model = build_model(config, image_shape[0])
+    model = build_model(config, image_shape)
     if t.compile:
         model.compile()  # in place: state_dict keys stay those of the plain module
     schedule = build_schedule(config)

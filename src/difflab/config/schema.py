@@ -12,7 +12,7 @@ from typing import Any
 
 SCHEDULES = ("linear", "cosine")
 OBJECTIVES = ("eps", "x0", "v")
-MODEL_PRESETS = ("tiny", "fmnist-cpu", "fmnist", "cifar10")
+MODEL_PRESETS = ("tiny", "fmnist-cpu", "fmnist", "cifar10", "diffusers")
 LR_SCHEDULES = ("onecycle", "cosine", "constant")
 PRECISIONS = ("no", "bf16", "fp16")
 SAMPLER_NAMES = ("ddpm", "ddpm_skip", "ddim", "euler", "heun", "dpmpp_2m")
@@ -58,7 +58,11 @@ class DataConfig:
 class ModelConfig:
     """The noise-prediction network."""
 
-    preset: str = option("fmnist-cpu", "UNet preset: tiny, fmnist-cpu, fmnist, cifar10")
+    preset: str = option(
+        "fmnist-cpu",
+        "UNet preset: tiny, fmnist-cpu, fmnist, cifar10, or diffusers (a UNet2DModel "
+        "shaped like diffusers' unconditional example)",
+    )
     dropout: float = option(0.0, "dropout inside residual blocks")
 
     def __post_init__(self) -> None:
