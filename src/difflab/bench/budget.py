@@ -91,7 +91,7 @@ def _learner(config: RunConfig, run_dir: Path, guard: WallClockBudget, *, progre
     t = config.train
     torch.manual_seed(t.seed)
     train_batches, _, image_shape = build_data(config)
-    model = build_model(config, image_shape[0])
+    model = build_model(config, image_shape)
     objective = make_objective(
         build_schedule(config),
         objective=config.diffusion.objective,
