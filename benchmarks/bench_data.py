@@ -34,7 +34,7 @@ class PerItemDataset(torch.utils.data.Dataset):
         return len(self.images)
 
     def __getitem__(self, i: int):
-        x = torch.from_numpy(self.images[i]).float() / 255 * (HIGH - LOW) + LOW
+        x = torch.as_tensor(self.images[i]).float() / 255 * (HIGH - LOW) + LOW
         return F.pad(x, (PAD, PAD, PAD, PAD), value=LOW), int(self.labels[i])
 
 
