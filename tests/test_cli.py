@@ -219,3 +219,12 @@ def test_eval_sweep_writes_table_and_plots(trained_run, tmp_path, capsys):
     ]
     for name in ("sweep.json", "sweep.md", "sweep_nfe.png", "sweep_time.png"):
         assert (tmp_path / name).is_file(), name
+
+
+def test_lr_find_suggests_a_learning_rate_from_the_range_test(capsys):
+    assert main(["train", *TINY, "--lr-find", "--json"]) == 0
+    found = json.loads(capsys.readouterr().out)
+    lrs, losses = np.array(found["lrs"]), np.array(found["losses"])
+    assert np.all(np.diff(lrs) > 0)  # an exponential sweep
+    best = lrs[np.argmin(losses)]
+    assert found["suggestion"] == pytest.approx(best / 10)  # fast.ai's rule of thumb

@@ -303,3 +303,31 @@ def train_experiment(
         "metrics": last.values,
         "images_per_s_overall": round(n_images / max(seconds, 1e-9), 1),
     }
+
+
+def find_learning_rate(config: RunConfig, *, n_steps: int = 100) -> dict[str, Any]:
+    """The LR range test (Smith 2015; fast.ai's lr_find) on the configured model and data."""
+    from functools import partial
+
+    from difflab.diffusion import make_objective
+    from difflab.training.callbacks import AccelerateCB
+    from difflab.training.callbacks.lr_finder import lr_find
+
+    torch.manual_seed(config.train.seed)
+    train_batches, _, image_shape = build_data(config)
+    model = build_model(config, image_shape)
+    objective = make_objective(
+        build_schedule(config),
+        objective=config.diffusion.objective,
+        min_snr_gamma=config.diffusion.min_snr_gamma,
+    )
+    optimizer = partial(torch.optim.AdamW, weight_decay=config.train.weight_decay)
+    result = lr_find(
+        model,
+        train_batches,
+        objective,
+        optimizer=optimizer,
+        n_steps=n_steps,
+        callbacks=[AccelerateCB(mixed_precision=config.train.mixed_precision)],
+    )
+    return {"suggestion": result.suggestion, "lrs": result.lrs, "losses": result.losses}

@@ -33,6 +33,12 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
         help="continue an interrupted run exactly (its config.json is used)",
     )
     parser.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
+    parser.add_argument(
+        "--lr-find",
+        action="store_true",
+        help="run the learning-rate range test instead of training and print "
+        "the suggested --train.lr (no run folder is made)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="plain log lines, no bars")
     add_config_arguments(parser)
     parser.set_defaults(handler=run)
@@ -68,6 +74,13 @@ def resume_config(run_dir: Path, args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     from difflab.cli.experiment import train_experiment
 
+    if args.lr_find:
+        from difflab.cli.experiment import find_learning_rate
+
+        found = find_learning_rate(resolve_config(args))
+        json.dump(found if args.json else {"suggestion": found["suggestion"]}, sys.stdout)
+        print()
+        return 0
     if args.resume:
         run_dir = Path(args.resume)
         config = resume_config(run_dir, args)
