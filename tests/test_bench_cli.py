@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 import torch
 
-from difflab.bench.budget import BudgetLRSchedule, WallClockBudget
 from difflab.bench.peer import PeerLRSchedule
 from difflab.bench.ratios import unet_ratios
 from difflab.bench.suite import BENCHMARKS, SIZES, benchmarks_dir, parse_json_output, select
 from difflab.cli.main import main
 from difflab.training.callback import Callback
+from difflab.training.callbacks.budget import BudgetLRSchedule, WallClockBudget
 
 
 def test_help_lists_every_benchmark(capsys):
@@ -129,6 +129,17 @@ class _SlowBatches(Callback):
         time.sleep(0.02)
 
 
+class _RecordFitEnd(Callback):
+    def __init__(self):
+        self.events = []
+
+    def after_epoch(self, learn):
+        self.events.append("after_epoch")
+
+    def after_fit(self, learn):
+        self.events.append("after_fit")
+
+
 class _RecordLR(Callback):
     order = 0  # after the LR schedule (-10), before the step
 
@@ -155,13 +166,16 @@ def test_wall_clock_budget_stops_training_and_drives_one_cycle():
     guard = WallClockBudget(0.5)
     schedule = BudgetLRSchedule(LRScheduleCB("onecycle", warmup=0.2), guard)
     record = _RecordLR()
-    callbacks = [schedule, record, _SlowBatches(), guard]
+    ended = _RecordFitEnd()
+    callbacks = [schedule, record, _SlowBatches(), ended, guard]
     learn = Learner(model, data, objective, lr=1e-2, callbacks=callbacks)
     start = time.perf_counter()
     learn.fit(3)
     elapsed = time.perf_counter() - start
     assert guard.stopped
     assert 5 <= learn.step < len(data)  # stopped inside the first epoch
+    # ended normally, not cancelled: the epoch's after_epoch and after_fit still ran
+    assert ended.events == ["after_epoch", "after_fit"]
     assert 0.5 <= elapsed < 5.0
     lrs = record.lrs
     assert lrs[0] == pytest.approx(1e-2 / 25, rel=0.05)  # one-cycle starts at max_lr / 25

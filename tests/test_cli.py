@@ -162,6 +162,26 @@ def test_kill_9_then_resume_gives_the_uninterrupted_weights(tmp_path):
     assert a == b
 
 
+def test_train_minutes_ends_the_run_normally_when_the_budget_is_spent(tmp_path, capsys):
+    """A 2-second budget on a 500-epoch run: stopped inside it, saved, recorded as finished."""
+    from difflab.tracking.store import RunStore
+
+    args = [*TINY, "--train.epochs", "500", "--train.minutes", str(2 / 60), "--no-progress"]
+    started = time.perf_counter()
+    assert main(["train", *args, "--runs-dir", str(tmp_path), "--json"]) == 0
+    elapsed = time.perf_counter() - started
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["stopped_by_time_budget"] and summary["finished"]
+    assert 0 < summary["steps"] < 500 * 4 and elapsed < 60
+    run_dir = Path(summary["run_dir"])
+    assert (run_dir / "model.safetensors").is_file()
+    assert np.isfinite(summary["metrics"]["epoch/valid_loss"])  # the cut epoch was validated
+    with RunStore(tmp_path) as store:
+        assert [run.status for run in store.list_runs()] == ["finished"]
+    assert main(["train", "--resume", str(run_dir)]) == 2
+    assert "wall-clock budget" in capsys.readouterr().err
+
+
 def test_eval_prints_fid_with_its_floor_for_a_run(trained_run, capsys):
     run_dir, _ = trained_run
     args = ["eval", str(run_dir), "--n", "64", "--steps", "3", "--no-kid", "--json"]

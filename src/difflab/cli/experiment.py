@@ -232,11 +232,13 @@ def train_experiment(
     from difflab.tracking.base import make_trackers
     from difflab.training import (
         Learner,
+        find_callback,
         process_rank,
         standard_callbacks,
         stopped_by_signal,
     )
     from difflab.training.callbacks import ProgressCB
+    from difflab.training.callbacks.budget import WallClockBudget, with_budget
     from difflab.training.callbacks.tracking import TrackingCallback
 
     t = config.train
@@ -261,6 +263,8 @@ def train_experiment(
         progress=False,
         run_dir=run_dir,
     )
+    if t.minutes:
+        callbacks = with_budget(callbacks, t.minutes * 60)
     # --no-progress still logs plain progress lines; it only turns the bars off.
     callbacks.append(ProgressCB(tty=None if progress else False))
     callbacks += _diffusion_callbacks(config, run_dir, schedule, image_shape)
@@ -294,6 +298,7 @@ def train_experiment(
             signal_number, learn.step, run_dir,
         )  # fmt: skip
     n_images = learn.step * t.batch_size * world_size
+    budget = find_callback(learn, WallClockBudget)
     return {
         "run_dir": str(run_dir),
         "epochs": t.epochs,
@@ -302,6 +307,7 @@ def train_experiment(
         "seconds": round(seconds, 1),
         "metrics": last.values,
         "images_per_s_overall": round(n_images / max(seconds, 1e-9), 1),
+        "stopped_by_time_budget": bool(budget and budget.stopped),
     }
 
 

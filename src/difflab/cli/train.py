@@ -68,7 +68,14 @@ def resume_config(run_dir: Path, args: argparse.Namespace):
             f"{', '.join(sorted(given)) or '--config/--preset'} (a changed run "
             "would not be the same run)"
         )
-    return config_from_dict(read_run_config(run_dir))
+    config = config_from_dict(read_run_config(run_dir))
+    if config.train.minutes:
+        raise ValueError(
+            f"{run_dir} was trained for a wall-clock budget (--train.minutes "
+            f"{config.train.minutes:g}): its learning-rate schedule follows the clock, so it "
+            "cannot be resumed exactly; its last checkpoint and model are in the run folder"
+        )
+    return config
 
 
 def run(args: argparse.Namespace) -> int:

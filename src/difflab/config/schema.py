@@ -102,6 +102,11 @@ class TrainConfig:
     """The optimisation loop."""
 
     epochs: int = option(5, "passes over the training images")
+    minutes: float = option(
+        0.0,
+        "stop after this many minutes of training, normally (validation, model saved); the "
+        "LR schedule follows the share of the budget spent, epochs is then a cap (0: off)",
+    )
     batch_size: int = option(256, "images per optimiser step")
     lr: float = option(3e-3, "peak learning rate (AdamW)")
     weight_decay: float = option(1e-5, "AdamW weight decay")
@@ -122,6 +127,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         _require(self.epochs >= 1, "--train.epochs", "must be >= 1")
+        _require(self.minutes >= 0, "--train.minutes", "must be >= 0 (0: no time limit)")
         _require(self.batch_size >= 1, "--train.batch-size", "must be >= 1")
         _require(self.lr > 0, "--train.lr", "must be > 0")
         _choice(self.lr_schedule, LR_SCHEDULES, "--train.lr-schedule")

@@ -79,6 +79,9 @@ class Learner:
         self.batch: Any = None
         self.loss: torch.Tensor | None = None
         self.training = False
+        # Set by a callback (e.g. a wall-clock budget) to end the fit normally after the
+        # current batch: the epoch's validation and after_fit still run, unlike CancelFit.
+        self.stop_requested = False
         self._start_epoch = 0
         self._resume_data = False  # first epoch continues the restored data order
         self._resume_train_done = False  # ...whose training phase had already ended
@@ -130,6 +133,7 @@ class Learner:
         if epochs < 1:
             raise ValueError(f"epochs must be >= 1, got {epochs}")
         self.n_epochs = epochs
+        self.stop_requested = False
         self._start_epoch, self._resume_data, self._resume_train_done = 0, False, False
         if self.optimizer is None:
             self.optimizer = self.make_optimizer(self.model.parameters(), lr=self.lr)
@@ -140,6 +144,8 @@ class Learner:
             for epoch in range(self._start_epoch, epochs):
                 self.epoch = epoch
                 self._run_epoch()
+                if self.stop_requested:
+                    break
             self.event("after_fit")
         except CancelFitException:
             pass
@@ -166,6 +172,8 @@ class Learner:
                 self.event("before_epoch")
                 for self.batch in data:
                     self._run_batch()
+                    if self.stop_requested and training:
+                        break
                 self.event("after_epoch")
             except CancelEpochException:
                 pass
