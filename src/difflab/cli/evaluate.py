@@ -94,8 +94,13 @@ def load_images_target(target: Path):
     )
 
 
+def training_padding(trained) -> int:
+    """Pixels of padding the model was trained with on each side (0 for diffusers models)."""
+    return int(trained.meta.get("run_config", {}).get("data", {}).get("pad", 0))
+
+
 def sample_and_measure(trained, sample, evaluator, *, kid: bool, on_step=None) -> dict[str, Any]:
-    from difflab.data import to_uint8
+    from difflab.data import crop_padding, to_uint8
     from difflab.generation import generate_images, model_evaluations
 
     plan = plan_for(sample, low=trained.low, high=trained.high)
@@ -110,9 +115,8 @@ def sample_and_measure(trained, sample, evaluator, *, kid: bool, on_step=None) -
         on_step=on_step,
     )
     seconds = time.perf_counter() - start
-    pad = trained.meta["run_config"]["data"]["pad"]
-    if pad:  # the feature classifier sees images at their original size
-        images = images[:, :, pad:-pad, pad:-pad]
+    # The feature classifier sees images at their original size.
+    images = crop_padding(images, training_padding(trained))
     result = measure(evaluator, to_uint8(images, trained.low, trained.high), kid=kid)
     result.update(
         sampler=sample.sampler,
@@ -187,7 +191,8 @@ def evaluate_model(args, target: Path, sample, evaluator) -> dict[str, Any]:
             )
         )
         tracker = X0FidTracker(evaluator, every_nth_step(n_steps, args.x0_fid_every))
-    result = sample_and_measure(trained, sample, evaluator, kid=not args.no_kid, on_step=tracker)
+    on_step = tracker and _cropping_on_step(tracker, training_padding(trained))
+    result = sample_and_measure(trained, sample, evaluator, kid=not args.no_kid, on_step=on_step)
     if tracker is not None:
         out = output_dir(args, target)
         out.mkdir(parents=True, exist_ok=True)
@@ -198,3 +203,14 @@ def evaluate_model(args, target: Path, sample, evaluator) -> dict[str, Any]:
             "plot": str(tracker.plot(out / "x0_fid.png", rows=rows)),
         }
     return result
+
+
+def _cropping_on_step(on_step, pad: int):
+    """Hands `on_step` each step's x0_hat with the training padding cropped off."""
+    if not pad:
+        return on_step
+    from dataclasses import replace
+
+    from difflab.data import crop_padding
+
+    return lambda info: on_step(replace(info, x0_hat=crop_padding(info.x0_hat, pad)))

@@ -209,6 +209,7 @@ def _diffusion_callbacks(
         plan=sampling_plan(config),
         low=config.data.low,
         high=config.data.high,
+        pad=config.data.pad,
     )
     callbacks: list = []
     if t.sample_every:

@@ -11,9 +11,10 @@ from difflab.data.checksums import FileCheck
 from difflab.data.errors import DatasetError
 from difflab.data.loading import ImageSet, fetch, load_images
 from difflab.data.locate import cache_dir
-from difflab.data.scaling import scale_images, to_uint8
+from difflab.data.scaling import crop_padding, scale_images, to_uint8
 
 __all__ = [
+    "crop_padding",
     "DATASETS",
     "DatasetError",
     "FileCheck",

@@ -34,6 +34,13 @@ def scale_images(
     return x
 
 
+def crop_padding(x: torch.Tensor, pad: int) -> torch.Tensor:
+    """(..., H + 2 pad, W + 2 pad) -> (..., H, W): undoes `scale_images(..., pad=pad)`'s border."""
+    if pad < 0:
+        raise ValueError(f"pad must be >= 0, got {pad}")
+    return x[..., pad:-pad, pad:-pad] if pad else x
+
+
 def to_uint8(x: torch.Tensor, low: float = -0.5, high: float = 0.5) -> torch.Tensor:
     """float [low, high] -> uint8 0..255, rounded to the nearest level and clamped."""
     if not high > low:

@@ -53,14 +53,18 @@ class DiffusionSampling:
         plan: SamplingPlan,
         low: float,
         high: float,
+        pad: int = 0,
     ):
         self.schedule, self.objective, self.image_shape = schedule, objective, image_shape
-        self.plan, self.low, self.high = plan, low, high
+        self.plan, self.low, self.high, self.pad = plan, low, high, pad
 
     def images(self, learn: Learner, n: int, seed: int = 0):
+        """n images at the data's original size: training padding is cropped (the feature
+        classifier and the grids see what the dataset holds)."""
+        from difflab.data import crop_padding
         from difflab.generation import generate_images
 
-        return generate_images(
+        images = generate_images(
             eval_model(learn),
             self.schedule,
             objective=self.objective,
@@ -69,6 +73,7 @@ class DiffusionSampling:
             plan=self.plan,
             progress=False,
         )
+        return crop_padding(images, self.pad)
 
 
 class SampleGridCB(_EveryNEpochs):
