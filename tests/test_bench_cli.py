@@ -184,3 +184,18 @@ def test_wall_clock_budget_stops_training_and_drives_one_cycle():
     assert record.betas[lrs.index(max(lrs))] < record.betas[0]  # beta1 moves opposite
     with pytest.raises(ValueError, match="budget"):
         WallClockBudget(0)
+
+
+def test_levers_smoke_run_compares_each_lever_with_the_step_without_it(tmp_path, capsys):
+    assert main(["bench", "--smoke", "--only", "levers", "--json"]) == 0
+    levers = json.loads(capsys.readouterr().out)["benchmarks"]["levers"]
+    assert levers["error"] is None
+    rows = levers["raw"]["rows"]
+    assert {r["lever"] for r in rows} >= {"precision/layout"}
+    assert any(r["lever"].startswith("attention") for r in rows)
+    assert len(levers["ratios"]) == len(rows)
+    for row, ratio in zip(rows, levers["ratios"]):
+        assert row["img_per_s"] > 0 and row["baseline_img_per_s"] > 0
+        assert ratio["difflab"] == row["img_per_s"] and ratio["peer"] == row["baseline_img_per_s"]
+        assert ratio["ratio"] == pytest.approx(row["img_per_s"] / row["baseline_img_per_s"])
+        assert ratio["ratio"] == pytest.approx(row["speedup"], abs=2e-3)

@@ -144,6 +144,23 @@ def data_ratios(data: dict) -> list[Ratio]:
     ]
 
 
+def lever_ratios(data: dict) -> list[Ratio]:
+    """bench_levers.py: each lever's img/s against the same step without it (same run)."""
+    return [
+        Ratio(
+            benchmark="levers",
+            measure=f"{row['lever']}: {row['case']}"
+            + (f" (compile {row['setup_s']:g} s once)" if row["setup_s"] else ""),
+            unit="img/s",
+            difflab=row["img_per_s"],
+            peer=row["baseline_img_per_s"],
+            peer_name=f"difflab, {row['baseline']}",
+            better="higher",
+        )
+        for row in data["rows"]
+    ]
+
+
 def learner_ratios(data: dict) -> list[Ratio]:
     """bench_learner.py: step time of the Learner (+ standard callbacks) vs a bare loop."""
     ms = data["ms_per_step"]

@@ -49,6 +49,16 @@ BENCHMARKS: dict[str, Benchmark] = {
             ratios.unet_ratios, json_file=True,
         ),
         Benchmark(
+            "levers", "bench_levers.py",
+            "speed levers of a training step (bf16, channels_last, AdamW kernels, compile, "
+            "batch, widths, fused attention), each against the step without it",
+            {"smoke": ("--batch", "4", "--batch-sizes", "2", "--repeats", "1", "--warmup", "0",
+                       "--only", "precision,attention"),
+             "quick": ("--batch", "128", "--batch-sizes", "64,256", "--repeats", "3"),
+             "full": ()},
+            ratios.lever_ratios,
+        ),
+        Benchmark(
             "samplers", "bench_samplers.py",
             "sampler arithmetic per step vs diffusers' scheduler loops",
             {"smoke": ("--steps", "2", "--repeats", "1"),

@@ -12,6 +12,8 @@ DESCRIPTION = """\
 Run the benchmark suite of the source checkout (benchmarks/*.py), each script measuring
 difflab and its peer on the same work in one process, and print one table of ratios:
   unet      training step img/s, FLOPs/img and MFU vs diffusers UNet2DModel (fp32, bf16)
+  levers    each speed lever of a training step (bf16, channels_last, AdamW kernels,
+            torch.compile, batch, widths, fused attention) vs the step without it
   samplers  sampler arithmetic per step vs diffusers' scheduler loops
   fid       FID from features vs pytorch-fid's method and torchmetrics
   data      batches/s vs a DataLoader with per-item transforms
