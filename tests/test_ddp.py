@@ -1,8 +1,12 @@
 """Two-process DDP on CPU (gloo through Accelerate, started by torchrun): the loss goes down,
-both processes end with the same weights and EMA, and only the main process writes."""
+both processes end with the same weights and EMA, and only the main process writes; the same
+through the real `difflab train` (one run folder, per-rank noise)."""
 
 from __future__ import annotations
 
+import json
+import math
+import os
 import re
 import subprocess
 import sys
@@ -12,7 +16,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from difflab.io.checkpoint import checkpoint_step, list_checkpoints
+from difflab.io.checkpoint import checkpoint_step, list_checkpoints, load_checkpoint
 
 WORKER = Path(__file__).with_name("test_resume_worker.py")
 
@@ -49,3 +53,31 @@ def test_two_process_cpu_ddp(tmp_path):
     saved = list_checkpoints(tmp_path / "run" / "checkpoints")
     assert [checkpoint_step(p) for p in saved] == [16, 18]
     assert len(list((tmp_path / "run" / "checkpoints").iterdir())) == 6
+
+
+@pytest.mark.slow
+def test_difflab_train_under_two_processes_makes_one_run_with_per_rank_noise(tmp_path):
+    # torchrun, as above: the same environment `accelerate launch` would set up
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node"]
+    cmd += ["2", "-m", "difflab", "train", "--preset", "tiny", "--runs-dir", str(tmp_path)]
+    cmd += ["--json", "--no-progress"]
+    env = os.environ | {"OMP_NUM_THREADS": "1"}
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-4000:]
+    runs = [p for p in tmp_path.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    assert len(runs) == 1, runs  # made by rank 0, its path broadcast to rank 1
+    assert [p.name for p in (tmp_path / ".numbers").iterdir()] == ["00001"]  # one reserved
+    assert list(tmp_path.rglob("model.safetensors")) == [runs[0] / "model.safetensors"]
+    summary = json.loads(done.stdout)  # one summary: only the main process prints
+    assert summary["finished"] and summary["run_dir"] == str(runs[0])
+    assert summary["steps"] == 2  # 256 images / 2 ranks / batch 64: the data was split
+    # the epoch's training loss is logged once (main process), finite, and recorded once
+    losses = re.findall(r"epoch 1/1 step 2: train_loss (\S+)", done.stderr)
+    assert len(losses) == 1 and math.isfinite(float(losses[0]))
+    rows = [json.loads(line) for line in (runs[0] / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if r["name"] == "epoch/train_loss"] == [2]
+    # Each rank's generator after the same number of draws: equal states would mean equal
+    # seeds, i.e. both ranks drew the same noise and timesteps (the bug this test guards).
+    checkpoint = load_checkpoint(list_checkpoints(runs[0] / "checkpoints")[-1])
+    rng_0, rng_1 = checkpoint["rng_per_rank"]
+    assert not torch.equal(rng_0, rng_1)

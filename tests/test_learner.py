@@ -372,3 +372,95 @@ def test_bad_arguments_are_rejected_with_messages():
         tiny_learner([AccelerateCB(mixed_precision="fp16", cpu=True)]).fit(1)
     with pytest.raises(ValueError, match="CheckpointCB needs a folder"):
         tiny_learner([CheckpointCB()]).fit(1)
+
+
+# --- gradient clipping and progress ---
+
+
+class GradProbe(Callback):
+    """Copies the gradients at after_backward; `stop` ends the fit there (before any step)."""
+
+    def __init__(self, order: int, *, stop: bool = False):
+        self.order, self.stop = order, stop
+        self.grads: list[torch.Tensor] = []
+        self.batch = None
+
+    def after_backward(self, learn: Learner) -> None:
+        self.grads = [p.grad.detach().clone() for p in learn.model.parameters()]
+        self.batch = learn.batch
+        if self.stop:
+            raise CancelFitException
+
+
+def big_loss(model: nn.Module, batch) -> torch.Tensor:
+    """Deterministic (no noise draw) and steep, so the gradient norm is far above 1."""
+    x, _ = batch
+    return 100.0 * model(x).pow(2).mean()
+
+
+@pytest.mark.parametrize("accelerate", [False, True], ids=["plain", "accelerate"])
+def test_grad_clip_matches_torch_clip_grad_norm(accelerate, fresh_accelerate):
+    import copy
+
+    reference = make_model()
+    before, after = GradProbe(order=9), GradProbe(order=11, stop=True)  # GradClipCB is 10
+    callbacks = [GradClipCB(0.5), before, after]
+    if accelerate:
+        callbacks.append(AccelerateCB(cpu=True))
+    learn = Learner(copy.deepcopy(reference), make_data(), big_loss, callbacks=callbacks)
+    learn.fit(1)
+    assert learn.step == 0  # stopped after the first backward
+    assert torch.nn.utils.get_total_norm(before.grads) > 5.0  # clipping had work to do
+    big_loss(reference, after.batch).backward()
+    norm = torch.nn.utils.clip_grad_norm_(reference.parameters(), 0.5)
+    assert torch.allclose(norm, torch.nn.utils.get_total_norm(before.grads))
+    for mine, theirs in zip(after.grads, reference.parameters(), strict=True):
+        assert torch.allclose(mine, theirs.grad, rtol=1e-5, atol=1e-7)
+    assert torch.nn.utils.get_total_norm(after.grads).item() == pytest.approx(0.5, rel=1e-4)
+
+
+class FakeClock:
+    """time.perf_counter for ProgressCB, advanced by `seconds` at every training batch."""
+
+    def __init__(self, seconds: float):
+        self.now, self.seconds = 1000.0, seconds
+
+    def perf_counter(self) -> float:
+        return self.now
+
+
+class TickCB(Callback):
+    order = -1
+
+    def __init__(self, clock: FakeClock):
+        self.clock = clock
+
+    def before_batch(self, learn: Learner) -> None:
+        self.clock.now += self.clock.seconds
+
+
+def test_plain_progress_lines_carry_the_eta_of_the_fit(monkeypatch, caplog):
+    from types import SimpleNamespace
+
+    from difflab.training.callbacks import ProgressCB
+    from difflab.training.callbacks import progress as progress_module
+
+    clock = FakeClock(10.0)  # 10 s per step, 12 steps per epoch, 2 epochs: 240 s in all
+    monkeypatch.setattr(progress_module, "time", SimpleNamespace(perf_counter=clock.perf_counter))
+    learn = tiny_learner([ProgressCB(log_every=0.0, tty=False), TickCB(clock)], n=96)
+    with caplog.at_level(logging.INFO, logger="difflab.training"):
+        learn.fit(2)
+    lines = {int(m.split()[3]): m for r in caplog.records if " ETA " in (m := r.getMessage())}
+    assert sorted(lines) == list(range(1, 25))  # one line per step (log_every=0)
+    assert lines[1].endswith("ETA 3m50s")  # 23 steps left at 10 s each
+    assert lines[13].startswith("epoch 2/2 step 13") and lines[13].endswith("ETA 1m50s")
+    assert lines[23].endswith("ETA 10s") and lines[24].endswith("ETA 0s")
+
+
+def test_terminal_progress_has_an_epoch_bar(capsys):
+    from difflab.training.callbacks import ProgressCB
+
+    tiny_learner([ProgressCB(tty=True)]).fit(2)
+    err = capsys.readouterr().err
+    assert "fit: 100%" in err and "2/2" in err  # the epoch bar reached the last epoch
+    assert "epoch 2/2" in err  # the batch bar of the second epoch

@@ -231,13 +231,7 @@ def train_experiment(
 
     from difflab.diffusion import make_objective
     from difflab.tracking.base import make_trackers
-    from difflab.training import (
-        Learner,
-        find_callback,
-        process_rank,
-        standard_callbacks,
-        stopped_by_signal,
-    )
+    from difflab.training import Learner, find_callback, process_rank, standard_callbacks
     from difflab.training.callbacks import ProgressCB
     from difflab.training.callbacks.budget import WallClockBudget, with_budget
     from difflab.training.callbacks.tracking import TrackingCallback
@@ -247,6 +241,8 @@ def train_experiment(
     rank, world_size = process_rank()
     train_batches, valid_batches, image_shape = build_data(config, rank=rank, world_size=world_size)
     model = build_model(config, image_shape)
+    if world_size > 1:  # same weights on every rank (above), but each rank its own noise
+        torch.manual_seed(t.seed + rank)
     if t.compile:
         model.compile()  # in place: state_dict keys stay those of the plain module
     schedule = build_schedule(config)
@@ -292,24 +288,39 @@ def train_experiment(
     start = time.perf_counter()
     learn.fit(t.epochs, resume=resume)
     seconds = time.perf_counter() - start
-    signal_number = stopped_by_signal(learn)
-    if signal_number is not None:
-        log.warning(
-            "stopped by signal %d after step %d; continue with `difflab train --resume %s`",
-            signal_number, learn.step, run_dir,
-        )  # fmt: skip
+    stop = _early_stop(learn, run_dir)
     n_images = learn.step * t.batch_size * world_size
     budget = find_callback(learn, WallClockBudget)
     return {
         "run_dir": str(run_dir),
         "epochs": t.epochs,
         "steps": learn.step,
-        "finished": signal_number is None,
+        "finished": stop["stop_reason"] is None,
+        **stop,
         "seconds": round(seconds, 1),
         "metrics": last.values,
         "images_per_s_overall": round(n_images / max(seconds, 1e-9), 1),
         "stopped_by_time_budget": bool(budget and budget.stopped),
     }
+
+
+def _early_stop(learn: Any, run_dir: Path) -> dict[str, Any]:
+    """Why the fit ended before its last epoch ("signal", "nonfinite" or None) and the newest
+    checkpoint; a cancelled fit returns from `fit` like a finished one, so this must be asked."""
+    from difflab.training import last_checkpoint, stopped_by_nonfinite, stopped_by_signal
+
+    checkpoint = last_checkpoint(learn)
+    signal_number = stopped_by_signal(learn)
+    reason = None
+    if signal_number is not None:
+        reason = "signal"
+        log.warning(
+            "stopped by signal %d after step %d; continue with `difflab train --resume %s`",
+            signal_number, learn.step, run_dir,
+        )  # fmt: skip
+    elif stopped_by_nonfinite(learn):
+        reason = "nonfinite"  # the guard has logged the details; no model.safetensors
+    return {"stop_reason": reason, "last_checkpoint": str(checkpoint) if checkpoint else None}
 
 
 def find_learning_rate(config: RunConfig, *, n_steps: int = 100) -> dict[str, Any]:

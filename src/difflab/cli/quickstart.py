@@ -34,7 +34,7 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
 def run(args: argparse.Namespace) -> int:
     from difflab.cli.evaluate import sample_and_measure
     from difflab.cli.experiment import load_trained, train_experiment
-    from difflab.cli.train import start_run
+    from difflab.cli.train import nonfinite_message, start_run
     from difflab.data import to_uint8
     from difflab.generation import generate_images
     from difflab.io.images import save_grid
@@ -45,6 +45,9 @@ def run(args: argparse.Namespace) -> int:
     run_dir = start_run(config)
     log.info("1/3 training -> %s", run_dir)
     summary = train_experiment(config, run_dir, progress=not args.no_progress)
+    if summary["stop_reason"] == "nonfinite":
+        log.error("%s", nonfinite_message(summary))
+        return 1  # nothing to sample from: say so instead of failing to load model.safetensors
     if not summary["finished"]:
         return 130  # interrupted: the checkpoint is saved, `difflab train --resume` continues
     trained = load_trained(run_dir)

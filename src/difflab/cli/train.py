@@ -57,6 +57,51 @@ def start_run(config) -> Path:
     )
 
 
+def start_run_once(config) -> Path:
+    """The run folder, made by the main process only and shared with the others.
+
+    Under `accelerate launch`/torchrun every rank runs this command; two folders would split
+    one run in two. `process_rank` brings the process group up before the broadcast.
+    """
+    from difflab.training import process_rank
+
+    rank, world_size = process_rank()
+    if world_size == 1:
+        return start_run(config)
+    from accelerate.utils import broadcast_object_list
+
+    shared = [str(start_run(config)) if rank == 0 else None]
+    return Path(broadcast_object_list(shared, from_process=0)[0])
+
+
+def report_summary(summary: dict, run_dir: Path, *, as_json: bool) -> int:
+    """Print the summary (main process only); exit 1 when the loss went non-finite."""
+    from difflab.training import process_rank
+
+    if process_rank()[0] != 0:
+        return 1 if summary["stop_reason"] == "nonfinite" else 0
+    if as_json:
+        json.dump(summary, sys.stdout, indent=2)
+        print()
+    if summary["stop_reason"] == "nonfinite":
+        log.error("%s", nonfinite_message(summary))
+        return 1
+    if summary["finished"]:
+        log.info("done: %s (%d steps in %.0f s)", run_dir, summary["steps"], summary["seconds"])
+    return 0  # stopped by a signal: the checkpoint is saved and --resume continues
+
+
+def nonfinite_message(summary: dict) -> str:
+    checkpoint = summary["last_checkpoint"]
+    where = f"the last good checkpoint is {checkpoint}" if checkpoint else "no checkpoint was saved"
+    # --resume keeps the run's config, so it only helps when the blow-up was a fluke
+    return (
+        f"training stopped at step {summary['steps']}: the loss or gradients stayed non-finite "
+        f"(see --train.max-nonfinite); no model was saved; {where}. Train again with a lower "
+        f"--train.lr, or continue from it unchanged: difflab train --resume {summary['run_dir']}"
+    )
+
+
 def resume_config(run_dir: Path, args: argparse.Namespace):
     from difflab.config import config_from_dict
     from difflab.tracking.run_folder import read_run_config
@@ -94,14 +139,9 @@ def run(args: argparse.Namespace) -> int:
         log.info("resuming %s", run_dir)
     else:
         config = resolve_config(args)
-        run_dir = start_run(config)
+        run_dir = start_run_once(config)
         log.info("run folder: %s", run_dir)
     summary = train_experiment(
         config, run_dir, resume=run_dir if args.resume else None, progress=not args.no_progress
     )
-    if args.json:
-        json.dump(summary, sys.stdout, indent=2)
-        print()
-    else:
-        log.info("done: %s (%d steps in %.0f s)", run_dir, summary["steps"], summary["seconds"])
-    return 0
+    return report_summary(summary, run_dir, as_json=args.json)

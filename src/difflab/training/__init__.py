@@ -18,7 +18,9 @@ from difflab.training.learner import Learner
 from difflab.training.standard import (
     eval_model,
     find_callback,
+    last_checkpoint,
     standard_callbacks,
+    stopped_by_nonfinite,
     stopped_by_signal,
 )
 
@@ -31,7 +33,9 @@ __all__ = [
     "Learner",
     "eval_model",
     "find_callback",
+    "last_checkpoint",
     "process_rank",
     "standard_callbacks",
+    "stopped_by_nonfinite",
     "stopped_by_signal",
 ]

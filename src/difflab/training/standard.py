@@ -80,3 +80,20 @@ def stopped_by_signal(learn: Learner) -> int | None:
     """
     checkpoints = find_callback(learn, CheckpointCB)
     return None if checkpoints is None else checkpoints.stopped_by_signal
+
+
+def stopped_by_nonfinite(learn: Learner) -> bool:
+    """True when the last fit was cancelled by the non-finite guard (no model was trained)."""
+    guard = find_callback(learn, NonFiniteGuardCB)
+    return guard is not None and guard.stopped
+
+
+def last_checkpoint(learn: Learner) -> Path | None:
+    """The newest complete checkpoint of the run (this fit's or an earlier one's), or None."""
+    from difflab.io.checkpoint import list_checkpoints
+
+    checkpoints = find_callback(learn, CheckpointCB)
+    if checkpoints is None or checkpoints.folder is None:
+        return None
+    found = list_checkpoints(checkpoints.folder)
+    return found[-1] if found else None

@@ -17,7 +17,8 @@ log = logging.getLogger("difflab.training")
 
 class NonFiniteGuardCB(Callback):
     """Skips the optimiser step when the loss or a gradient is inf/NaN; stops after
-    `max_nonfinite` skips in a row (the last checkpoint, written before, stays as it was).
+    `max_nonfinite` skips in a row (the last checkpoint, written before, stays as it was);
+    `stopped` then says so, because a cancelled fit returns like a finished one.
 
     Under DDP the decision is all-reduced so that every process skips the same steps. With
     an fp16 grad scaler, overflowing gradients are the scaler's job (it skips and lowers the
@@ -32,7 +33,11 @@ class NonFiniteGuardCB(Callback):
         self.max_nonfinite = max_nonfinite
         self.in_a_row = 0
         self.skipped = 0
+        self.stopped = False
         self._loss_bad = False
+
+    def before_fit(self, learn: Learner) -> None:
+        self.stopped = False
 
     def after_loss(self, learn: Learner) -> None:
         if not learn.training:
@@ -70,6 +75,7 @@ class NonFiniteGuardCB(Callback):
                 "before them - resume from it with a lower learning rate",
                 self.in_a_row,
             )
+            self.stopped = True
             raise CancelFitException
         raise CancelBatchException
 

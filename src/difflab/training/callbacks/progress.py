@@ -1,5 +1,10 @@
 """Progress: tqdm bars (epochs, batches with live loss, images/s and ETA) on a terminal;
-plain log lines every `log_every` seconds when stderr is not a terminal (CI, log files)."""
+plain log lines with an ETA every `log_every` seconds when stderr is not a terminal (CI, logs).
+
+The ETA is the fit's own pace (steps per second since it began, validation and sample grids
+included) times the steps left, on the same clock as the LR schedule: `learn.step` out of
+`learn.total_steps`. A wall-clock budget (--train.minutes) may end the run sooner.
+"""
 
 from __future__ import annotations
 
@@ -26,6 +31,8 @@ class ProgressCB(Callback):
         self.log_every = log_every
         self.tty = tty
         self._bar: Any = None
+        self._epoch_bar: Any = None
+        self._fit_start, self._fit_step = 0.0, None
         self._loss: float | None = None
         self._images = 0
         self._start = self._last_log = 0.0
@@ -34,10 +41,19 @@ class ProgressCB(Callback):
     def before_fit(self, learn: Learner) -> None:
         if self.tty is None:
             self.tty = sys.stderr.isatty()
+        self._fit_step = None  # set at the first epoch, after a resume has restored the step
+        if self.tty and learn.is_main_process:
+            from tqdm.auto import tqdm
+
+            self._epoch_bar = tqdm(
+                total=learn.n_epochs, unit="epoch", desc="fit", dynamic_ncols=True, position=0
+            )
 
     def before_epoch(self, learn: Learner) -> None:
         self._images, self._start = 0, time.perf_counter()
         self._last_log = self._start
+        if self._fit_step is None:
+            self._fit_start, self._fit_step = self._start, learn.step
         if learn.training and self.tty and learn.is_main_process:
             from tqdm.auto import tqdm
 
@@ -47,6 +63,7 @@ class ProgressCB(Callback):
                 dynamic_ncols=True,
                 desc=f"epoch {learn.epoch + 1}/{learn.n_epochs}",
                 leave=False,
+                position=1,  # under the epoch bar
             )
 
     def after_batch(self, learn: Learner) -> None:
@@ -61,18 +78,29 @@ class ProgressCB(Callback):
         elif now - self._last_log >= self.log_every:
             self._last_log = now
             log.info(
-                "epoch %d/%d step %d loss %s %.0f img/s",
+                "epoch %d/%d step %d loss %s %.0f img/s ETA %s",
                 learn.epoch + 1,
                 learn.n_epochs,
                 learn.step,
                 _fmt(self._loss),
                 speed,
+                _fmt_duration(self.eta(learn, now)),
             )
+
+    def eta(self, learn: Learner, now: float) -> float | None:
+        """Seconds until the fit's last step at this fit's pace so far (None: no step yet)."""
+        done = learn.step - (self._fit_step or 0)
+        if done <= 0:
+            return None
+        return max(learn.total_steps - learn.step, 0) * (now - self._fit_start) / done
 
     def after_epoch(self, learn: Learner) -> None:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
+        if learn.is_last_phase and self._epoch_bar is not None:
+            self._epoch_bar.n = learn.epoch + 1  # absolute: a resumed fit starts mid-way
+            self._epoch_bar.refresh()
         if learn.is_last_phase and learn.is_main_process:
             losses = " ".join(f"{k} {v:.5g}" for k, v in self._epoch_losses.items())
             message = f"epoch {learn.epoch + 1}/{learn.n_epochs} step {learn.step}: {losses}"
@@ -85,9 +113,10 @@ class ProgressCB(Callback):
             self._epoch_losses.clear()
 
     def cleanup_fit(self, learn: Learner) -> None:
-        if self._bar is not None:
-            self._bar.close()
-            self._bar = None
+        for bar in (self._bar, self._epoch_bar):
+            if bar is not None:
+                bar.close()
+        self._bar = self._epoch_bar = None
 
     def on_report(self, learn: Learner, name: str, value: float, step: int) -> None:
         if name == "train/loss":
@@ -98,6 +127,16 @@ class ProgressCB(Callback):
 
 def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.4g}"
+
+
+def _fmt_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
 
 
 def _length(data: Any) -> int | None:
