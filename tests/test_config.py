@@ -84,3 +84,74 @@ def test_unknown_toml_key_is_reported(tmp_path):
 def test_every_preset_resolves():
     for name in PRESETS:
         assert isinstance(load_config(preset=name), RunConfig)
+
+
+# Every value here used to pass validation and fail late (or never), after the run folder was
+# made; `train --dry-run` must now refuse it with exit code 2 and a message naming the flag.
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [
+        ("--train.checkpoint-every", "-1"),
+        ("--train.sample-every", "-1"),
+        ("--train.eval-every", "-2"),
+        ("--train.eval-n", "1"),
+        ("--train.seed", "-1"),
+        ("--train.weight-decay", "-0.1"),
+        ("--train.lr", "inf"),
+        ("--train.minutes", "nan"),
+        ("--eval.batch-size", "0"),
+        ("--eval.kid-subsets", "0"),
+        ("--sample.seed", "-3"),
+        ("--sample.skip", "every_other"),
+        ("--sample.eta", "nan"),
+        ("--data.dataset", " "),
+        ("--data.low", "-inf"),
+        ("--notify.when", "fid=20"),
+        ("--notify.when", "fid<1.2.3"),
+        ("--runs-dir", ""),
+    ],
+)
+def test_dry_run_refuses_bad_values_naming_the_flag(flag, value, capsys):
+    from difflab.cli.main import main
+
+    assert main(["train", f"{flag}={value}", "--dry-run"]) == 2  # `=`: "-inf" is not a flag
+    captured = capsys.readouterr()
+    assert flag in captured.err and captured.out == ""  # nothing resolved, nothing printed
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [
+        ("--train.checkpoint-every", "0"),
+        ("--train.eval-n", "2"),
+        ("--eval.kid-subsets", "1"),
+        ("--sample.skip", "growing"),
+        ("--notify.when", "fid<20, train/loss>1.5e0,x>inf"),
+    ],
+)
+def test_dry_run_accepts_the_boundary_values(flag, value, capsys):
+    from difflab.cli.main import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", flag, value, "--dry-run"])
+    assert exit_info.value.code == 0
+    assert '"train"' in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("spec", ["fid<20", "a>-1e3", "x>inf", "fid=20", "fid<", "<3", "f<1.2.3"])
+def test_notify_when_is_checked_with_the_callbacks_own_grammar(spec):
+    # the config may not import training, so it repeats the grammar: the two must agree
+    from difflab.config import NotifyConfig
+    from difflab.training.callbacks.notify import parse_threshold
+
+    try:
+        parse_threshold(spec)
+        parses = True
+    except ValueError:
+        parses = False
+    try:
+        NotifyConfig(when=spec)
+        accepted = True
+    except ValueError:
+        accepted = False
+    assert accepted == parses

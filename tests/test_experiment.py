@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from difflab.cli.experiment import build_model, load_trained, save_trained
+from difflab.cli.experiment import build_model, load_trained, sampling_plan, save_trained
 from difflab.config import load_config
 
 
@@ -35,3 +35,12 @@ def test_tampered_weights_are_refused(tmp_path):
     weights.write_bytes(bytes(data))
     with pytest.raises(ValueError, match="sha256"):
         load_trained(tmp_path)
+
+
+def test_sampling_plan_carries_the_skip_schedule_and_reports_ignored_steps(caplog):
+    config = load_config(overrides={"sample.sampler": "ddpm_skip", "sample.skip": "growing"})
+    plan = sampling_plan(config)
+    assert (plan.sampler, plan.skip) == ("ddpm_skip", "growing")
+    assert "ignores steps" not in caplog.text  # steps left at its default: nothing to report
+    sampling_plan(load_config(overrides={"sample.sampler": "ddpm_skip", "sample.steps": "50"}))
+    assert "ddpm_skip ignores steps=50" in caplog.text

@@ -49,6 +49,20 @@ def test_noisify_uses_the_global_rng_by_default():
         assert torch.equal(a, b)
 
 
+def test_noisify_takes_a_schedule_or_its_alpha_bar_table():
+    # The signature is noisify(x0, schedule, generator); the objective passes the table.
+    x0 = torch.randn(16, 1, 3, 3, generator=torch.Generator().manual_seed(1))
+    from_schedule = noisify(x0, SCHED, generator=torch.Generator().manual_seed(3))
+    from_table = noisify(x0, SCHED.alpha_bar, generator=torch.Generator().manual_seed(3))
+    for a, b in zip(from_schedule, from_table):
+        assert torch.equal(a, b)
+    x_t, t, eps = from_schedule  # and it is eq. 4 with the schedule's own alpha_bar
+    ab = SCHED.alpha_bar[t].reshape(-1, 1, 1, 1).float()
+    torch.testing.assert_close(x_t, ab.sqrt() * x0 + (1 - ab).sqrt() * eps)
+    with pytest.raises(TypeError, match="Schedule"):
+        noisify(x0, 0.5)  # type: ignore[arg-type]
+
+
 def test_parameterisations_round_trip():
     g = torch.Generator().manual_seed(0)
     x0, eps = (

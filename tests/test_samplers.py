@@ -139,6 +139,34 @@ def test_skip_schedules_match_their_definitions():
     assert growing[1:11] == list(range(989, 889, -10))  # every 10th step near pure noise
 
 
+@pytest.mark.parametrize("skip", ["every_third", "growing"])
+def test_a_plans_skip_schedule_sets_ddpm_skips_model_calls(skip):
+    from difflab.generation import SamplingPlan, model_evaluations
+    from difflab.samplers.timesteps import skip_model_steps
+
+    calls: list[int] = []
+
+    def counting(x_t, t):
+        calls.append(int(t[0]))
+        return torch.zeros_like(x_t)
+
+    model_steps = skip_model_steps(skip, T)
+    SAMPLERS["ddpm_skip"](
+        counting, torch.randn(1, 1, 2, 2), ALPHA_BAR, timesteps_for("ddpm_skip", T, 25),
+        model_steps=model_steps,
+    )  # fmt: skip
+    assert calls == model_steps.tolist()
+    plan = SamplingPlan(sampler="ddpm_skip", skip=skip, steps=7)  # steps plays no part
+    assert model_evaluations(plan, T) == len(calls)
+
+
+def test_unknown_skip_schedule_names_the_flag():
+    from difflab.samplers.timesteps import skip_model_steps
+
+    with pytest.raises(ValueError, match="--sample.skip"):
+        skip_model_steps("every_other", T)
+
+
 def test_karras_sigmas_follow_eq_5():
     sig = karras_sigmas(0.002, 80.0, 18, rho=7.0)
     i = torch.arange(18, dtype=torch.float64)

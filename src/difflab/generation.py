@@ -14,15 +14,20 @@ import torch
 
 from difflab.diffusion import Schedule, as_noise_predictor
 from difflab.samplers import SAMPLERS, sample_in_batches
-from difflab.samplers.timesteps import skip_every_third, timesteps_for
+from difflab.samplers.timesteps import skip_model_steps, timesteps_for
 
 
 @dataclass(frozen=True)
 class SamplingPlan:
-    """Which sampler, how many steps, and the data range to clip x0 to (only if asked)."""
+    """Which sampler, how many steps, and the data range to clip x0 to (only if asked).
+
+    `skip` names ddpm_skip's model-call schedule (samplers.timesteps.SKIP_SCHEDULES); it sets
+    that sampler's model evaluations, and `steps` does not apply to it.
+    """
 
     sampler: str = "ddim"
     steps: int = 25
+    skip: str = "every_third"
     eta: float = 0.0
     batch_size: int = 256
     clip_x0: tuple[float, float] | None = None
@@ -32,7 +37,8 @@ class SamplingPlan:
 def model_evaluations(plan: SamplingPlan, n_train_steps: int) -> int:
     """Network evaluations per image (Heun pays two per step but the last)."""
     if plan.sampler == "ddpm_skip":
-        return len(skip_every_third(n_train_steps))
+        # the sampler also calls the model at its first step, T-1, whatever the schedule
+        return len(set(skip_model_steps(plan.skip, n_train_steps).tolist()) | {n_train_steps - 1})
     if plan.sampler == "heun":
         return 2 * ((plan.steps + 1) // 2) - 1
     return plan.steps
@@ -42,6 +48,15 @@ def _autocast(enabled: bool, device: torch.device):
     if not enabled:
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+def _sampler_options(plan: SamplingPlan, n_train_steps: int) -> dict:
+    """The sampler-specific keyword arguments the plan asks for."""
+    if plan.sampler == "ddim":
+        return {"eta": plan.eta}
+    if plan.sampler == "ddpm_skip":
+        return {"model_steps": skip_model_steps(plan.skip, n_train_steps)}
+    return {}
 
 
 @torch.no_grad()
@@ -71,7 +86,7 @@ def generate_images(
     timesteps = timesteps_for(
         plan.sampler, schedule.n_steps, plan.steps, alpha_bar=schedule.alpha_bar
     )
-    extra = {"eta": plan.eta} if plan.sampler == "ddim" else {}
+    extra = _sampler_options(plan, schedule.n_steps)
     try:
         return sample_in_batches(
             SAMPLERS[plan.sampler],

@@ -183,17 +183,11 @@ class _LastValues(Callback):
 
 
 def sampling_plan(config: RunConfig) -> Any:
-    from difflab.generation import SamplingPlan
+    """The SamplingPlan of config.sample (the same mapping as `difflab sample` uses)."""
+    from difflab.cli.sampling_flags import plan_for
 
-    s = config.sample
-    return SamplingPlan(
-        sampler=s.sampler,
-        steps=s.steps,
-        eta=s.eta,
-        batch_size=s.batch_size,
-        clip_x0=(config.data.low, config.data.high) if s.clip_x0 else None,
-        bf16=config.train.mixed_precision == "bf16",
-    )
+    bf16 = config.train.mixed_precision == "bf16"
+    return plan_for(config.sample, low=config.data.low, high=config.data.high, bf16=bf16)
 
 
 def _diffusion_callbacks(

@@ -31,7 +31,8 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
         "--out",
         metavar="PATH",
         help="output path without extension "
-        "(default: RUN_DIR/samples/<sampler>-<steps>steps-seed<seed>)",
+        "(default: RUN_DIR/samples/<sampler>-<steps>steps-seed<seed>, or "
+        "<sampler>-<skip>-seed<seed> for ddpm_skip)",
     )
     parser.add_argument(
         "--trajectory",
@@ -46,7 +47,9 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
 
 def default_out(model_path: Path, sample) -> Path:
     folder = model_path / "samples" if model_path.is_dir() else model_path.parent
-    return folder / f"{sample.sampler}-{sample.steps}steps-seed{sample.seed}"
+    # ddpm_skip's model calls come from its skip schedule, not from steps: name that instead
+    budget = sample.skip if sample.sampler == "ddpm_skip" else f"{sample.steps}steps"
+    return folder / f"{sample.sampler}-{budget}-seed{sample.seed}"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -84,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
         "n": sample.n,
         "sampler": sample.sampler,
         "steps": sample.steps,
+        **({"skip": sample.skip} if sample.sampler == "ddpm_skip" else {}),
         "nfe": model_evaluations(plan, trained.schedule.n_steps),
         "seconds": round(seconds, 2),
         "images_per_s": round(sample.n / seconds, 2),

@@ -7,6 +7,8 @@ Validation errors name the flag the user has to change.
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +19,10 @@ LR_SCHEDULES = ("onecycle", "cosine", "constant")
 PRECISIONS = ("no", "bf16", "fp16")
 SAMPLER_NAMES = ("ddpm", "ddpm_skip", "ddim", "euler", "heun", "dpmpp_2m")
 TRACKERS = ("local", "wandb", "tensorboard")
+SKIP_SCHEDULES = ("every_third", "growing")
+# The grammar of training/callbacks/notify.py's thresholds (config may not import training):
+# checked here so that a typo fails before the run folder exists.
+_THRESHOLD = re.compile(r"^\s*[^<>\s]+\s*[<>]\s*(?P<value>[-+0-9.eE]+|inf)\s*$")
 
 
 def option(default: Any, help: str) -> Any:
@@ -29,6 +35,28 @@ def option(default: Any, help: str) -> Any:
 def _require(ok: bool, flag: str, message: str) -> None:
     if not ok:
         raise ValueError(f"{flag}: {message}")
+
+
+def _at_least(value: float, low: float, flag: str) -> None:
+    _require(value >= low, flag, f"must be >= {low:g}, got {value!r}")
+
+
+def _positive(value: float, flag: str) -> None:
+    # also refuses nan and inf, which would only fail (or never finish) deep inside training
+    _require(
+        math.isfinite(value) and value > 0, flag, f"must be a finite number > 0, got {value!r}"
+    )
+
+
+def _threshold_ok(spec: str) -> bool:
+    match = _THRESHOLD.match(spec)
+    if match is None:
+        return False
+    try:
+        float(match["value"])
+    except ValueError:  # e.g. "fid<1.2.3": the right characters, but not a number
+        return False
+    return True
 
 
 def _choice(value: str, choices: tuple[str, ...], flag: str) -> None:
@@ -49,6 +77,10 @@ class DataConfig:
     limit: int | None = option(None, "use only the first N training images (quick runs, tests)")
 
     def __post_init__(self) -> None:
+        _require(bool(self.dataset.strip()), "--data.dataset", "must not be empty")
+        _require(
+            math.isfinite(self.low) and math.isfinite(self.high), "--data.low", "must be finite"
+        )
         _require(self.high > self.low, "--data.high", "must be greater than --data.low")
         _require(self.pad >= 0, "--data.pad", "must be >= 0")
         _require(self.limit is None or self.limit > 0, "--data.limit", "must be > 0")
@@ -127,15 +159,29 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         _require(self.epochs >= 1, "--train.epochs", "must be >= 1")
-        _require(self.minutes >= 0, "--train.minutes", "must be >= 0 (0: no time limit)")
+        _require(
+            math.isfinite(self.minutes) and self.minutes >= 0,
+            "--train.minutes",
+            "must be a finite number >= 0 (0: no time limit)",
+        )
         _require(self.batch_size >= 1, "--train.batch-size", "must be >= 1")
-        _require(self.lr > 0, "--train.lr", "must be > 0")
+        _positive(self.lr, "--train.lr")
         _choice(self.lr_schedule, LR_SCHEDULES, "--train.lr-schedule")
         _choice(self.mixed_precision, PRECISIONS, "--train.mixed-precision")
         _require(0 <= self.warmup < 1, "--train.warmup", "must be in [0, 1)")
         _require(0 <= self.ema_decay < 1, "--train.ema-decay", "must be in [0, 1)")
         _require(self.grad_clip is None or self.grad_clip > 0, "--train.grad-clip", "must be > 0")
         _require(self.max_nonfinite >= 1, "--train.max-nonfinite", "must be >= 1")
+        _require(
+            math.isfinite(self.weight_decay) and self.weight_decay >= 0,
+            "--train.weight-decay",
+            f"must be a finite number >= 0, got {self.weight_decay!r}",
+        )
+        _at_least(self.seed, 0, "--train.seed")
+        _at_least(self.checkpoint_every, 0, "--train.checkpoint-every")
+        _at_least(self.sample_every, 0, "--train.sample-every")
+        _at_least(self.eval_every, 0, "--train.eval-every")
+        _at_least(self.eval_n, 2, "--train.eval-n")  # FID needs a covariance: two images or more
 
 
 @dataclass(frozen=True)
@@ -143,7 +189,16 @@ class SampleConfig:
     """How images are drawn from a trained model."""
 
     sampler: str = option("ddim", "ddpm, ddpm_skip, ddim, euler, heun or dpmpp_2m")
-    steps: int = option(25, "model evaluations budget: number of sampling steps")
+    steps: int = option(
+        25, "model evaluations budget: number of sampling steps (ddpm_skip: see skip)"
+    )
+    skip: str = option(
+        "every_third",
+        "ddpm_skip only: which timesteps call the model (the rest reuse the last eps): "
+        "every_third (every 3rd t plus t < 50; 367 calls at T=1000) or growing "
+        "(t+101 divisible by (t+101)//100: every t below 100, every 10th near T=1000; 296 "
+        "calls at T=1000); the schedule sets the model calls, so steps is ignored",
+    )
     eta: float = option(0.0, "DDIM eta: 0 deterministic, 1 ~ DDPM")
     n: int = option(64, "number of images")
     seed: int = option(0, "image k uses seed + k, whatever the batch size")
@@ -153,8 +208,10 @@ class SampleConfig:
     def __post_init__(self) -> None:
         _choice(self.sampler, SAMPLER_NAMES, "--sample.sampler")
         _require(self.steps >= 1, "--sample.steps", "must be >= 1")
-        _require(self.eta >= 0, "--sample.eta", "must be >= 0")
+        _choice(self.skip, SKIP_SCHEDULES, "--sample.skip")
+        _require(math.isfinite(self.eta) and self.eta >= 0, "--sample.eta", "must be >= 0")
         _require(self.n >= 1, "--sample.n", "must be >= 1")
+        _at_least(self.seed, 0, "--sample.seed")
         _require(self.batch_size >= 1, "--sample.batch-size", "must be >= 1")
 
 
@@ -170,6 +227,8 @@ class EvalConfig:
     def __post_init__(self) -> None:
         _require(self.n >= 2, "--eval.n", "must be >= 2")
         _require(self.kid_subset >= 2, "--eval.kid-subset", "must be >= 2")
+        _at_least(self.batch_size, 1, "--eval.batch-size")
+        _at_least(self.kid_subsets, 1, "--eval.kid-subsets")
 
 
 @dataclass(frozen=True)
@@ -186,6 +245,11 @@ class NotifyConfig:
             self.webhook is None or self.webhook.startswith(("http://", "https://")),
             "--notify.webhook", "must start with http:// or https://",
         )  # fmt: skip
+        for spec in filter(str.strip, self.when.split(",")):
+            _require(
+                _threshold_ok(spec), "--notify.when",
+                f"{spec.strip()!r}: write METRIC<VALUE or METRIC>VALUE, e.g. 'fid<20'",
+            )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -204,6 +268,7 @@ class RunConfig:
     trackers: str = option("local", "comma-separated: local, wandb, tensorboard")
 
     def __post_init__(self) -> None:
+        _require(bool(self.runs_dir.strip()), "--runs-dir", "must not be empty")
         for tracker in filter(None, self.trackers.split(",")):
             _choice(tracker.strip(), TRACKERS, "--trackers")
 

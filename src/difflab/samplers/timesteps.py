@@ -95,9 +95,19 @@ def skip_every_third(n_train_steps: int, *, last: int = 50) -> Tensor:
 
 
 def skip_growing(n_train_steps: int) -> Tensor:
-    """Model steps {t : (t+101) % ((t+101)//100) == 0}: dense near t = 0, every 11th near t = 999."""
+    """Model steps {t : (t+101) % ((t+101)//100) == 0}: dense near t = 0, every 10th near t = 999."""
     steps = [t for t in range(n_train_steps - 1, -1, -1) if (t + 101) % ((t + 101) // 100) == 0]
     return torch.tensor(steps)
+
+
+SKIP_SCHEDULES = {"every_third": skip_every_third, "growing": skip_growing}
+
+
+def skip_model_steps(skip: str, n_train_steps: int) -> Tensor:
+    """The timesteps at which ddpm_skip calls the model, by schedule name (--sample.skip)."""
+    if skip not in SKIP_SCHEDULES:
+        raise ValueError(f"--sample.skip: {skip!r} is not one of {', '.join(SKIP_SCHEDULES)}")
+    return SKIP_SCHEDULES[skip](n_train_steps)
 
 
 def timesteps_for(
@@ -106,7 +116,7 @@ def timesteps_for(
     """A sensible default for a sampler with a budget of `steps` model evaluations.
 
     ddpm, ddim: trailing spacing (starts at T-1). ddpm_skip: the full chain (its model calls
-    are set by `model_steps`, not by `steps`). euler, dpmpp_2m: Karras rho=7 sigmas (needs
+    are set by `skip_model_steps`, not by `steps`). euler, dpmpp_2m: Karras rho=7 sigmas (needs
     alpha_bar) from sigma_max = min(80, table max) (EDM's sigma_max: schedules such as the
     clipped cosine reach sigma ~ 2e4 at T-1 and would waste steps there). heun: the same with
     (steps+1)//2 timesteps, i.e. 2N-1 <= steps model evaluations.

@@ -27,6 +27,10 @@ CHECKPOINTS_DIR = "checkpoints"
 _PACKAGES = ("difflab", "torch", "numpy", "safetensors", "accelerate", "pillow", "diffusers")
 _NUMBERED = re.compile(r"^(\d{5})-")
 _RESERVED_DIR = ".numbers"
+# Untracked files larger than this (or binary) are named in code.diff but not copied into it:
+# a stray dataset or checkpoint in the checkout must not bloat every run folder.
+UNTRACKED_MAX_BYTES = 256 * 1024
+UNTRACKED_TOTAL_CHARS = 4 * 1024 * 1024
 
 
 def _slug(text: str) -> str:
@@ -100,6 +104,42 @@ def _git(*args: str, cwd: Path) -> str | None:
     return out.stdout if out.returncode == 0 else None
 
 
+def _untracked_file_diff(root: Path, name: str) -> str:
+    """A `git diff` of an untracked file against /dev/null, or a one-line note when skipped."""
+    path = root / name
+    size = path.stat().st_size if path.is_file() else 0
+    if size > UNTRACKED_MAX_BYTES:
+        return f"# untracked file {name} not included: {size} bytes > {UNTRACKED_MAX_BYTES}\n"
+    try:  # --no-index exits 1 when the files differ (always, here): not _git's "success only"
+        out = subprocess.run(
+            ["git", "diff", "--no-color", "--no-index", "--", "/dev/null", name],
+            cwd=root, capture_output=True, text=True, timeout=20, errors="replace",
+        )  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired):
+        return f"# untracked file {name} not included: git diff failed\n"
+    if out.returncode not in (0, 1) or "\nBinary files " in "\n" + out.stdout:
+        return f"# untracked file {name} not included: binary or unreadable\n"
+    return out.stdout
+
+
+def code_diff(code_dir: Path) -> str:
+    """`git diff HEAD` plus every untracked, not ignored file: all the code that would run."""
+    diff = _git("diff", "HEAD", cwd=code_dir) or ""
+    top = _git("rev-parse", "--show-toplevel", cwd=code_dir)
+    if not top:
+        return diff
+    root = Path(top.strip())
+    untracked = _git("ls-files", "--others", "--exclude-standard", "-z", cwd=root) or ""
+    parts, total = [diff], len(diff)
+    for name in filter(None, untracked.split("\0")):
+        if total > UNTRACKED_TOTAL_CHARS:  # e.g. a run folder inside the checkout, not ignored
+            parts.append(f"# untracked file {name} not included: code.diff is already too long\n")
+            continue
+        parts.append(_untracked_file_diff(root, name))
+        total += len(parts[-1])
+    return "".join(parts)
+
+
 def describe_environment(code_dir: Path | None = None) -> tuple[dict[str, Any], str]:
     """(environment facts, diff of uncommitted changes) for the code that is running."""
     code_dir = code_dir or Path(__file__).resolve().parent
@@ -110,7 +150,7 @@ def describe_environment(code_dir: Path | None = None) -> tuple[dict[str, Any], 
         except metadata.PackageNotFoundError:
             versions[pkg] = None
     commit = _git("rev-parse", "HEAD", cwd=code_dir)
-    diff = _git("diff", "HEAD", cwd=code_dir) or ""
+    diff = code_diff(code_dir)
     env = {
         "python": sys.version.split()[0],
         "platform": platform.platform(),
