@@ -6,6 +6,7 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -105,20 +106,52 @@ def test_cli_help(capsys) -> None:
     assert "--epochs" in capsys.readouterr().out
 
 
-@pytest.mark.skipif(
+needs_assets = pytest.mark.skipif(
     not (ASSETS / "fmnist_classifier.json").is_file(),
     reason="shipped classifier not built yet (difflab classifier train --out src/difflab/assets)",
 )
-@needs_data
-def test_shipped_classifier_accuracy_is_what_its_json_claims() -> None:
+
+
+@pytest.fixture(scope="module")
+def shipped_and_test_split():
+    """The shipped classifier (sha256-verified), its JSON, and the full 10,000-image test split."""
     from difflab.metrics.shipped import load_classifier_meta, load_feature_model
 
-    meta = load_classifier_meta(ASSETS)
-    assert meta["test_accuracy"] >= 0.93
-    model = load_feature_model(ASSETS).module
-    x, y = load_split("fashion_mnist", "test")
-    # Every 5th test image: 2000 images, enough to pin accuracy to about +-0.6%.
-    x_t = torch.from_numpy(x[::5]).float() / 255 - 0.5
-    acc = evaluate_accuracy(model, x_t, torch.from_numpy(y[::5]))
-    assert abs(acc - meta["test_accuracy"]) < 0.02
+    images, labels = load_split("fashion_mnist", "test")
+    return load_feature_model(ASSETS), load_classifier_meta(ASSETS), images, labels
+
+
+@needs_assets
+@needs_data
+def test_shipped_classifier_accuracy_is_what_its_json_claims(shipped_and_test_split) -> None:
+    feature_model, meta, images, labels = shipped_and_test_split
+    # The JSON's figure is evaluate_accuracy on the whole test split in float32 (fit_classifier),
+    # so recounting it here, with a plain loop instead of that function, must give it exactly.
+    assert meta["n_test"] == len(images) == 10_000 and meta["test_accuracy"] >= 0.93
+    low, high = meta["preprocessing"]["low"], meta["preprocessing"]["high"]
+    model, correct = feature_model.module.eval(), 0
+    with torch.no_grad():
+        for start in range(0, len(images), 2000):
+            x = torch.from_numpy(images[start : start + 2000]).float() / 255 * (high - low) + low
+            predicted = model(x).argmax(1).numpy()
+            correct += int((predicted == labels[start : start + 2000]).sum())
+    assert abs(correct / len(images) - meta["test_accuracy"]) <= 1e-3
     assert os.path.getsize(ASSETS / meta["weights_file"]) <= 10 * 2**20
+
+
+@needs_assets
+@needs_data
+def test_shipped_reference_statistics_are_those_of_the_test_split(shipped_and_test_split) -> None:
+    from difflab.metrics.reference import load_reference_stats
+
+    feature_model, meta, images, _ = shipped_and_test_split
+    info = meta["reference_stats"]
+    reference = load_reference_stats(ASSETS / info["file"], sha256=info["sha256"])
+    assert reference.n == info["n"] == len(images)
+    # The package's feature path, then an independent mean and covariance (numpy, float64).
+    features = feature_model.features(images).numpy().astype(np.float64)
+    assert features.shape == (10_000, meta["feature_dim"])
+    mu, sigma = features.mean(axis=0), np.cov(features, rowvar=False)
+    np.testing.assert_allclose(reference.mu, mu, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(reference.sigma, sigma, rtol=0, atol=1e-7)
+    assert np.abs(reference.sigma).max() > 1e-2  # the tolerance is tight relative to the entries

@@ -195,15 +195,20 @@ def test_eval_prints_fid_with_its_floor_for_a_run(trained_run, capsys):
 
 
 def test_eval_of_real_images_is_near_the_floor(tmp_path, capsys):
+    import torch
     from PIL import Image
 
     from difflab.data import load_images
 
-    test = load_images("fashion_mnist", "test").images[:300].numpy()
-    np.savez(tmp_path / "real.npz", images=test)
+    # Held-out training images: not the test images behind the reference statistics, and not
+    # the floor's subset (ImageEval draws it as randperm(60000, seed 0)[:300]).
+    train = load_images("fashion_mnist", "train").images.numpy()
+    perm = torch.randperm(len(train), generator=torch.Generator().manual_seed(0)).numpy()
+    held_out = train[np.sort(perm[300:600])]
+    np.savez(tmp_path / "real.npz", images=held_out)
     folder = tmp_path / "folder"
     folder.mkdir()
-    for k, image in enumerate(test[:300]):
+    for k, image in enumerate(held_out):
         Image.fromarray(image[0]).save(folder / f"{k:04d}.png")
     for target in (tmp_path / "real.npz", folder):
         assert main(["eval", str(target), "--json"]) == 0

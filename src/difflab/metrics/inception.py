@@ -196,6 +196,19 @@ def _check_sha256(path: Path, sha256: str | None) -> str:
     return digest
 
 
+def _load_tensors_only(path: Path) -> dict[str, Tensor]:
+    """torch.load(weights_only=True): a pickle that names any code is refused, not run."""
+    import pickle
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise ValueError(
+            f"{path}: refused to unpickle it (it holds more than tensors, so it is not "
+            f"pytorch-fid's {WEIGHTS_FILE_NAME}): {str(err).splitlines()[0]}"
+        ) from err
+
+
 def load_fid_inception(
     path: str | Path, *, sha256: str | None = None
 ) -> tuple[FIDInceptionV3, str]:
@@ -210,7 +223,7 @@ def load_fid_inception(
             f"{WEIGHTS_FILE_NAME}; difflab never downloads it for you)"
         )
     digest = _check_sha256(path, sha256)
-    state = torch.load(path, map_location="cpu", weights_only=True)  # tensors only, no code
+    state = _load_tensors_only(path)
     model = FIDInceptionV3()
     missing, unexpected = model.load_state_dict(state, strict=False)
     # Only BatchNorm step counters may differ between torch versions; anything else is wrong.
