@@ -21,3 +21,14 @@ def _private_cache(tmp_path_factory, monkeypatch):
     cache = tmp_path_factory.mktemp("difflab-cache")
     monkeypatch.setenv("DIFFLAB_CACHE", str(cache))
     yield
+
+
+@pytest.fixture(autouse=True)
+def _fresh_accelerate_state():
+    """Accelerate keeps its mixed precision in a process-wide singleton, and tests in one
+    process train with different precisions: each test starts from a fresh state."""
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+    yield
+    AcceleratorState._reset_state(reset_partial_state=True)
