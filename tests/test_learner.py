@@ -457,6 +457,28 @@ def test_plain_progress_lines_carry_the_eta_of_the_fit(monkeypatch, caplog):
     assert lines[23].endswith("ETA 10s") and lines[24].endswith("ETA 0s")
 
 
+def test_progress_eta_of_a_budgeted_fit_is_the_budget_left(monkeypatch, caplog):
+    from types import SimpleNamespace
+
+    from difflab.training.callbacks import ProgressCB
+    from difflab.training.callbacks import budget as budget_module
+    from difflab.training.callbacks import progress as progress_module
+    from difflab.training.callbacks.budget import WallClockBudget
+
+    clock = FakeClock(10.0)  # 10 s per step: 24 steps would take 240 s, the budget is 65 s
+    fake_time = SimpleNamespace(perf_counter=clock.perf_counter)
+    monkeypatch.setattr(progress_module, "time", fake_time)
+    monkeypatch.setattr(budget_module, "time", fake_time)
+    callbacks = [ProgressCB(log_every=0.0, tty=False), TickCB(clock), WallClockBudget(65.0)]
+    learn = tiny_learner(callbacks, n=96)
+    with caplog.at_level(logging.INFO, logger="difflab.training"):
+        learn.fit(2)
+    lines = {int(m.split()[3]): m for r in caplog.records if " ETA " in (m := r.getMessage())}
+    assert sorted(lines) == list(range(1, 8))  # the budget ends the fit after step 7 (70 s)
+    assert lines[1].endswith("ETA 55s")  # 65 s budget - 10 s spent, not 23 steps x 10 s
+    assert lines[6].endswith("ETA 5s") and lines[7].endswith("ETA 0s")
+
+
 def test_terminal_progress_has_an_epoch_bar(capsys):
     from difflab.training.callbacks import ProgressCB
 

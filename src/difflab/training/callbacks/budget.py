@@ -38,6 +38,10 @@ class WallClockBudget(Callback):
             return 0.0
         return min(1.0, (time.perf_counter() - self.start) / self.seconds)
 
+    def seconds_left(self) -> float:
+        """Wall-clock seconds until the budget is spent (the whole budget before the fit)."""
+        return self.seconds * (1.0 - self.fraction())
+
     def after_batch(self, learn: Any) -> None:
         if learn.training and self.fraction() >= 1.0:
             self.stopped = True

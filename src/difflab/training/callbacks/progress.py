@@ -14,6 +14,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from difflab.training.callback import Callback
+from difflab.training.callbacks.budget import WallClockBudget
 from difflab.training.callbacks.metrics import batch_size_of
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -88,11 +89,14 @@ class ProgressCB(Callback):
             )
 
     def eta(self, learn: Learner, now: float) -> float | None:
-        """Seconds until the fit's last step at this fit's pace so far (None: no step yet)."""
+        """Seconds until the fit's last step at this fit's pace so far (None: no step yet),
+        or until a wall-clock budget runs out, whichever comes first."""
         done = learn.step - (self._fit_step or 0)
         if done <= 0:
             return None
-        return max(learn.total_steps - learn.step, 0) * (now - self._fit_start) / done
+        by_steps = max(learn.total_steps - learn.step, 0) * (now - self._fit_start) / done
+        budgets = [cb.seconds_left() for cb in learn.callbacks if isinstance(cb, WallClockBudget)]
+        return min([by_steps, *budgets])
 
     def after_epoch(self, learn: Learner) -> None:
         if self._bar is not None:
