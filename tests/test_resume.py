@@ -108,25 +108,63 @@ def wait_for_midepoch_checkpoint(folder: Path, proc: subprocess.Popen) -> int:
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
-    """The uninterrupted run's final weights (started once, in the background)."""
+    """The uninterrupted run's final weights (started once, in the background); its batches'
+    sample ids are in `reference.ids_log`."""
     folder = tmp_path_factory.mktemp("reference")
-    proc = start_worker(folder / "run", folder / "w.safetensors", "--delay", "0.05")
-    yield lambda: (finish(proc), (folder / "w.safetensors").read_bytes())[1]
+    ids_log = folder / "ids.log"
+    proc = start_worker(
+        folder / "run", folder / "w.safetensors", "--delay", "0.05", "--ids-log", ids_log
+    )
+
+    def weights() -> bytes:
+        finish(proc)
+        return (folder / "w.safetensors").read_bytes()
+
+    weights.ids_log = ids_log
+    yield weights
     if proc.poll() is None:
         proc.kill()
+
+
+def read_ids_log(path: Path) -> dict[int, tuple[int, list[int]]]:
+    """{step: (epoch, sample ids)} of a worker's --ids-log; a torn last line is dropped."""
+    batches = {}
+    for line in path.read_text().splitlines():
+        parts = line.split(" ")
+        if len(parts) == 3 and len(ids := parts[2].split(",")) == 8:
+            batches[int(parts[0])] = (int(parts[1]), [int(i) for i in ids])
+    return batches
 
 
 @pytest.mark.slow
 def test_sigkill_at_a_random_moment_then_resume_is_bit_identical(tmp_path, reference):
     seed = random.randrange(10**6)
-    victim = start_worker(tmp_path / "run", tmp_path / "w.safetensors", "--delay", "0.05")
+    killed_log, resumed_log = tmp_path / "killed.log", tmp_path / "resumed.log"
+    victim = start_worker(
+        tmp_path / "run", tmp_path / "w.safetensors", "--delay", "0.05", "--ids-log", killed_log
+    )
     wait_for_midepoch_checkpoint(tmp_path / "run" / "checkpoints", victim)
     time.sleep(random.Random(seed).uniform(0.0, 0.6))
     victim.send_signal(signal.SIGKILL)
     victim.communicate(timeout=30)
     assert victim.returncode == -signal.SIGKILL, "the run ended before it could be killed"
-    finish(start_worker(tmp_path / "run", tmp_path / "w.safetensors", "--resume"))
+    resumed = start_worker(
+        tmp_path / "run", tmp_path / "w.safetensors", "--resume", "--ids-log", resumed_log
+    )
+    finish(resumed)
     assert (tmp_path / "w.safetensors").read_bytes() == reference(), f"kill seed {seed}"
+
+    # The batches that count: the killed run's up to the checkpoint the resume started from
+    # (its later ones were thrown away with the optimizer state), then the resumed run's.
+    after_kill = read_ids_log(resumed_log)
+    first_resumed = min(after_kill)
+    batches = {s: b for s, b in read_ids_log(killed_log).items() if s < first_resumed}
+    batches |= after_kill
+    assert sorted(batches) == list(range(1, 3 * BATCHES_PER_EPOCH + 1)), f"kill seed {seed}"
+    assert batches == read_ids_log(reference.ids_log), f"kill seed {seed}"
+    interrupted_epoch = batches[first_resumed][0]
+    seen = [i for epoch, ids in batches.values() if epoch == interrupted_epoch for i in ids]
+    assert sorted(seen) == list(range(BATCHES_PER_EPOCH * 8)), "a sample seen twice or skipped"
 
 
 @pytest.mark.slow

@@ -69,6 +69,21 @@ class DelayCB(Callback):
             time.sleep(self.seconds)
 
 
+class LogIdsCB(Callback):
+    """Appends "step epoch id,id,..." per training batch to a file, one write per line, so a
+    SIGKILL loses at most the line being written (the test reads what reached the kernel)."""
+
+    order = 600
+
+    def __init__(self, path: str):
+        self.file = open(path, "a", buffering=1)  # noqa: SIM115 - lives as long as the run
+
+    def after_batch(self, learn) -> None:
+        if learn.training:
+            ids = ",".join(str(i) for i in learn.batch[1].tolist())
+            self.file.write(f"{learn.step} {learn.epoch} {ids}\n")
+
+
 def main(argv: list[str]) -> int:
     from safetensors.torch import save_file
 
@@ -83,6 +98,7 @@ def main(argv: list[str]) -> int:
     p.add_argument("--every", type=int, default=5)
     p.add_argument("--delay", type=float, default=0.0)
     p.add_argument("--resume", action="store_true")
+    p.add_argument("--ids-log", help="log each training batch's sample ids to this file")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
     torch.set_num_threads(1)
@@ -96,6 +112,8 @@ def main(argv: list[str]) -> int:
         cpu=True,
     )
     callbacks += [ProgressCB(log_every=0.0, tty=False), DelayCB(args.delay)]
+    if args.ids_log:
+        callbacks.append(LogIdsCB(args.ids_log))
     learn = Learner(
         make_model(),
         make_data(rank=rank, world_size=world_size),
