@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import format_table, make_train_step  # noqa: E402
+from common import format_table, make_train_step, time_round_robin  # noqa: E402
 
 
 @dataclass
@@ -77,17 +77,6 @@ def unet_step(
         setup = time.perf_counter() - start
     params = sum(p.numel() for p in model.parameters())
     return Case("", step, batch, params, setup)
-
-
-def time_round_robin(cases: list[Case], *, repeats: int, warmup: int) -> None:
-    for case in cases:
-        for _ in range(warmup):
-            case.step()
-    for _ in range(repeats):
-        for case in cases:
-            start = time.perf_counter()
-            case.step()
-            case.times.append(time.perf_counter() - start)
 
 
 def group(lever: str, baseline: Case, others: list[Case], args) -> list[dict]:

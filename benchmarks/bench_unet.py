@@ -16,14 +16,13 @@ import argparse
 import json
 import statistics
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import count_flops, format_table, make_train_step  # noqa: E402
+from common import count_flops, format_table, make_train_step, time_round_robin  # noqa: E402
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
@@ -71,17 +70,6 @@ def make_case(spec, dtype, *, batch, size, in_channels, channels_last) -> Case:
 def matmul_case(dtype: str, n: int = 2048) -> Case:
     a, b = torch.randn(n, n).to(DTYPES[dtype]), torch.randn(n, n).to(DTYPES[dtype])
     return Case(f"matmul {n}^3", dtype, lambda: a @ b, 1, 0, 2 * n**3)
-
-
-def time_round_robin(cases: list[Case], *, repeats: int, warmup: int) -> None:
-    for case in cases:
-        for _ in range(warmup):
-            case.step()
-    for _ in range(repeats):
-        for case in cases:
-            start = time.perf_counter()
-            case.step()
-            case.times.append(time.perf_counter() - start)
 
 
 def closest_diffusers_width(target: float, measure, widths=range(8, 73, 8)) -> int:

@@ -25,6 +25,19 @@ def median_time(fn: Callable[[], object], *, repeats: int = 5, warmup: int = 1) 
     return statistics.median(times)
 
 
+def time_round_robin(cases, *, repeats: int, warmup: int) -> None:
+    """Times `case.step()` of every case in turns (one step of each, over and over), appending
+    seconds to `case.times`: load from other processes then hits all cases alike."""
+    for case in cases:
+        for _ in range(warmup):
+            case.step()
+    for _ in range(repeats):
+        for case in cases:
+            start = time.perf_counter()
+            case.step()
+            case.times.append(time.perf_counter() - start)
+
+
 def matmul_peak(dtype: torch.dtype = torch.float32, *, n: int = 2048, repeats: int = 5) -> float:
     """Measured FLOP/s of an n x n x n matmul in `dtype` (the best this CPU does on dense work)."""
     a = torch.randn(n, n).to(dtype)

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from test_classifier import needs_data
 from torch import nn
 
 from difflab.cli.main import main
@@ -114,19 +115,6 @@ def test_real_weights_load_and_give_sane_features() -> None:
 
 
 # --- end to end: `difflab eval --inception-weights` on random weights in pytorch-fid's format ---
-
-
-def _data_available() -> bool:
-    try:
-        load_split("fashion_mnist", "test")
-    except (FileNotFoundError, ValueError):
-        return False
-    return True
-
-
-needs_data = pytest.mark.skipif(
-    not _data_available(), reason="Fashion-MNIST not found: set DIFFLAB_DATA"
-)
 
 
 def _named_by_sha256(raw: Path, stem: str = "pt_inception-random") -> Path:
