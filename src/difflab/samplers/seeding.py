@@ -63,7 +63,9 @@ def sample_in_batches(
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1 (--sample.batch-size), got {batch_size}")
     outputs = []
-    with tqdm(total=len(seeds), unit="img", desc="sampling", disable=not progress) as bar:
+    # disable=None: a bar on a terminal only, not carriage returns written into a log file.
+    disable = None if progress else True
+    with tqdm(total=len(seeds), unit="img", desc="sampling", disable=disable) as bar:
         for start in range(0, len(seeds), batch_size):
             gens = image_generators(seeds[start : start + batch_size], device=device)
             x_T = initial_noise(gens, shape, dtype=dtype)
