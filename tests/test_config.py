@@ -52,10 +52,11 @@ def test_precedence_preset_then_file_then_flags(tmp_path):
     toml = tmp_path / "exp.toml"
     toml.write_text('[train]\nepochs = 7\nlr = 1e-3\n[diffusion]\nschedule = "cosine"\n')
     config = load_config(toml, preset="quick", overrides={"train.lr": "2e-3"})
-    assert config.data.limit == PRESETS["quick"]["data.limit"]
-    assert config.train.epochs == 7
+    assert config.train.minutes == PRESETS["quick"]["train.minutes"]  # from the preset
+    assert config.train.warmup == PRESETS["quick"]["train.warmup"]
+    assert config.train.epochs == 7  # the file beats the preset
     assert config.diffusion.schedule == "cosine"
-    assert config.train.lr == pytest.approx(2e-3)
+    assert config.train.lr == pytest.approx(2e-3)  # the flag beats both
 
 
 @pytest.mark.parametrize(

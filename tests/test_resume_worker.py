@@ -71,9 +71,10 @@ class DelayCB(Callback):
 
 class LogIdsCB(Callback):
     """Appends "step epoch id,id,..." per training batch to a file, one write per line, so a
-    SIGKILL loses at most the line being written (the test reads what reached the kernel)."""
+    SIGKILL loses at most the line being written (the test reads what reached the kernel).
+    It runs before the checkpoint callback: a checkpoint never covers an unlogged batch."""
 
-    order = 600
+    order = -1000
 
     def __init__(self, path: str):
         self.file = open(path, "a", buffering=1)  # noqa: SIM115 - lives as long as the run
