@@ -75,6 +75,38 @@ def test_every_sampler_meets_exact_oracles(name, oracle):
         assert x0.std().item() == pytest.approx(s, rel=0.04)
 
 
+DETERMINISTIC = ["ddim", "euler", "heun", "dpmpp_2m"]  # ddpm and ddpm_skip add noise each step
+
+
+@pytest.mark.parametrize("name", DETERMINISTIC)
+def test_deterministic_samplers_follow_the_exact_ode_path_at_every_step(name):
+    """Data = one point c: the probability-flow ODE's solution from x_T is, in closed form,
+    x_t = sqrt(ab_t) c + sqrt(1 - ab_t) eps* with eps* = (x_T - sqrt(ab_T) c) / sqrt(1 - ab_T)
+    (x_t / sqrt(ab_t) = c + sigma_t eps* is linear in sigma, so every first- and second-order
+    step is exact on it). A sampler that only lands on c at its last step fails this."""
+    c = 3.0
+    ts = timesteps_for(name, T, 10, alpha_bar=ALPHA_BAR)
+    x_T = torch.randn(4, 1, 4, 4, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    steps: list[StepInfo] = []
+    SAMPLERS[name](point_predictor(c), x_T, ALPHA_BAR, ts, on_step=steps.append)
+    assert len(steps) >= 5
+
+    def alpha_bar_of(info: StepInfo) -> torch.Tensor:
+        return alpha_bar_at(ALPHA_BAR, torch.as_tensor(info.t).reshape(-1)[:1]).double()
+
+    ab0 = alpha_bar_of(steps[0])
+    eps_star = (steps[0].x_t.double() - ab0.sqrt() * c) / (1 - ab0).sqrt()
+    for info in steps:
+        ab = alpha_bar_of(info)
+        expected = ab.sqrt() * c + (1 - ab).sqrt() * eps_star
+        # 1e-6: fractional t (Karras) are float32, so alpha_bar(t) is known to ~6e-8 relative
+        torch.testing.assert_close(info.x_t.double(), expected, atol=1e-6, rtol=0)
+        # x0_hat divides by sqrt(ab), ~0.06 at the first step: rounding grows to ~5e-7 there
+        torch.testing.assert_close(
+            info.x0_hat.double(), torch.full_like(expected, c), atol=2e-6, rtol=0
+        )
+
+
 def test_on_step_reports_each_step_and_clip_only_when_asked():
     seen: list[StepInfo] = []
     ts = timesteps_for("ddim", T, 5)
