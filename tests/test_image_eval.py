@@ -18,6 +18,7 @@ from difflab.metrics import (
     feature_statistics,
     frechet_distance,
 )
+from difflab.metrics.kid import kernel_inception_distance
 from difflab.metrics.reference import ReferenceStats, cache_dir
 from difflab.models.classifier import FashionClassifier
 
@@ -94,6 +95,31 @@ def test_evaluate_reports_fid_floor_and_kid_as_json(evaluator) -> None:
     no_ref = ImageEval(evaluator.feature_model, evaluator.reference)
     with pytest.raises(ValueError, match="reference_images"):
         no_ref.kid(_images(10, brightness=200, seed=8))
+
+
+def test_kid_reference_features_are_cached_on_disk(evaluator, monkeypatch) -> None:
+    samples = _images(200, brightness=200, seed=9)
+    first = evaluator.kid(samples, subset_size=100, n_subsets=10)
+    direct = kernel_inception_distance(
+        evaluator.features(samples), evaluator.features(evaluator.reference_images),
+        subset_size=100, n_subsets=10,
+    )  # fmt: skip
+    assert first.mean == pytest.approx(direct.mean, rel=1e-6)
+    assert len(list(cache_dir().glob("*-features.safetensors"))) == 1
+    again = ImageEval(
+        evaluator.feature_model, evaluator.reference,
+        reference_images=evaluator.reference_images, dataset="synthetic",
+    )  # fmt: skip
+    sizes: list[int] = []
+    extract = ImageEval.features
+
+    def counting(self, images, **kw):
+        sizes.append(len(images))
+        return extract(self, images, **kw)
+
+    monkeypatch.setattr(ImageEval, "features", counting)
+    assert again.kid(samples, subset_size=100, n_subsets=10).mean == pytest.approx(first.mean)
+    assert sizes == [200]  # only the samples: the 600 reference images came from the cache
 
 
 def test_x0_fid_tracker_accumulates_over_batches_and_plots(evaluator, tmp_path) -> None:

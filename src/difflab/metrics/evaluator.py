@@ -23,7 +23,12 @@ from torch import Tensor, nn
 from difflab.metrics.features import extract_features, feature_statistics
 from difflab.metrics.fid import FrechetReference
 from difflab.metrics.kid import KIDResult, kernel_inception_distance
-from difflab.metrics.reference import ReferenceStats, cache_key, cached_reference_stats
+from difflab.metrics.reference import (
+    ReferenceStats,
+    cache_key,
+    cached_features,
+    cached_reference_stats,
+)
 
 log = logging.getLogger(__name__)
 
@@ -198,8 +203,26 @@ class ImageEval:
                 "dataset is available)"
             )
         if self._reference_features is None:
-            self._reference_features = self.features(self.reference_images)
+            self._reference_features = torch.from_numpy(self._cached_reference_features())
         return self._reference_features
+
+    def _cached_reference_features(self) -> np.ndarray:
+        """The reference images' features, from the on-disk cache after the first time."""
+        pre = self.feature_model.preprocessing
+        split = str(self.reference.meta.get("split", "reference"))
+        n = len(self.reference_images)
+        key = cache_key(
+            weights_sha256=self.feature_model.weights_sha256,
+            preprocessing=pre,
+            dataset=self.dataset,
+            split=f"{split}-features",
+            n=n,
+        )
+        meta = {"dataset": self.dataset, "split": split, "n": n, "preprocessing": pre,
+                "feature_weights_sha256": self.feature_model.weights_sha256}  # fmt: skip
+        return cached_features(
+            key, lambda: self.features(self.reference_images).float().numpy(), meta=meta
+        )
 
     def evaluate(
         self, samples: Any, *, kid: bool = True, kid_subsets: int = 100, progress: bool = False

@@ -106,3 +106,19 @@ def cached_reference_stats(
     return ReferenceStats(
         np.asarray(mu, np.float64), np.asarray(sigma, np.float64), dict(meta, cache_key=key)
     )
+
+
+def cached_features(key: str, compute: Callable[[], np.ndarray], *, meta: dict[str, Any]):
+    """Features (N, D) stored under `key` (KID needs the reference images' features, not just
+    their statistics), or compute, store atomically and return them; float32 numpy."""
+    from safetensors.numpy import load_file, save
+
+    path = cache_dir() / f"{key}-features.safetensors"
+    if path.is_file():
+        return load_file(str(path))["features"]
+    features = np.ascontiguousarray(np.asarray(compute(), np.float32))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(save({"features": features}, metadata={"meta": json.dumps(meta)}))
+    os.replace(tmp, path)
+    return features
