@@ -81,3 +81,18 @@ def test_difflab_train_under_two_processes_makes_one_run_with_per_rank_noise(tmp
     checkpoint = load_checkpoint(list_checkpoints(runs[0] / "checkpoints")[-1])
     rng_0, rng_1 = checkpoint["rng_per_rank"]
     assert not torch.equal(rng_0, rng_1)
+
+
+def test_quickstart_under_two_processes_trains_once_and_evaluates_on_the_main_process(tmp_path):
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node"]
+    cmd += ["2", "-m", "difflab", "quickstart", "--preset", "tiny", "--runs-dir", str(tmp_path)]
+    cmd += ["--no-progress", "--eval.n", "64", "--sample.steps", "4"]
+    env = os.environ | {"OMP_NUM_THREADS": "1"}
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-4000:]
+    runs = [p for p in tmp_path.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    assert len(runs) == 1, runs
+    report = json.loads(done.stdout)  # one report: only the main process samples and prints
+    assert report["run_dir"] == str(runs[0]) and report["train"]["steps"] == 2
+    assert math.isfinite(report["eval"]["fid"]) and report["eval"]["n"] == 64
+    assert json.loads((runs[0] / "eval.json").read_text()) == report

@@ -179,3 +179,22 @@ def test_feature_model_rejects_padded_images(evaluator) -> None:
     assert model.features(_images(2, brightness=200, seed=9)).shape == (2, 8)
     with pytest.raises(ValueError, match="crop any padding"):
         model.features(torch.zeros(2, 1, 32, 32))
+
+
+def test_concurrent_processes_fill_the_same_cache_entry_safely(tmp_path) -> None:
+    """Two processes (e.g. DDP ranks) writing one cache entry each rename a whole file."""
+    import subprocess
+    import sys
+
+    script = (
+        "import numpy as np\n"
+        "from difflab.metrics.reference import cached_features\n"
+        "for i in range(1500):  # both processes race to fill entry i, one after another\n"
+        "    f = cached_features(f'k{i}', lambda: np.ones((50, 64)), meta={})\n"
+        "    assert f.shape == (50, 64) and float(f.sum()) == 50 * 64\n"
+    )
+    env = {**__import__("os").environ, "DIFFLAB_CACHE": str(tmp_path)}
+    procs = [subprocess.Popen([sys.executable, "-c", script], env=env, stderr=subprocess.PIPE)
+             for _ in range(2)]  # fmt: skip
+    for proc in procs:
+        assert proc.wait(timeout=120) == 0, proc.stderr.read().decode()[-2000:]

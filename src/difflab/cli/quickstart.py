@@ -34,17 +34,20 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
 def run(args: argparse.Namespace) -> int:
     from difflab.cli.evaluate import sample_and_measure
     from difflab.cli.experiment import load_trained, train_experiment
-    from difflab.cli.train import nonfinite_message, start_run
+    from difflab.cli.train import nonfinite_message, start_run_once
     from difflab.data import to_uint8
     from difflab.generation import generate_images
     from difflab.io.images import save_grid
     from difflab.metrics.shipped import load_shipped_evaluator
+    from difflab.training import process_rank
 
     config = resolve_config(args)
     evaluator = load_shipped_evaluator(data_root=config.data.root)  # fail early, not after training
-    run_dir = start_run(config)
+    run_dir = start_run_once(config)  # one folder, also under accelerate launch / torchrun
     log.info("1/3 training -> %s", run_dir)
     summary = train_experiment(config, run_dir, progress=not args.no_progress)
+    if process_rank()[0] != 0:
+        return 0  # training was shared; sampling and evaluation are the main process's
     if summary["stop_reason"] == "nonfinite":
         log.error("%s", nonfinite_message(summary))
         return 1  # nothing to sample from: say so instead of failing to load model.safetensors

@@ -46,13 +46,19 @@ def save_reference_stats(
         raise ValueError(f"mu must be (D,) and sigma (D, D); got {mu.shape} and {sigma.shape}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = _private_tmp(path)
     data = save(
         {"mu": mu, "sigma": np.ascontiguousarray(sigma)}, metadata={"meta": json.dumps(meta)}
     )
     tmp.write_bytes(data)
     os.replace(tmp, path)
     return path
+
+
+def _private_tmp(path: Path) -> Path:
+    """A temporary name of this process's own: several processes (DDP ranks, parallel
+    evaluations) may fill the same cache entry at once, and each must rename a whole file."""
+    return path.with_name(f"{path.name}.{os.getpid()}.tmp")
 
 
 def load_reference_stats(path: str | Path, *, sha256: str | None = None) -> ReferenceStats:
@@ -118,7 +124,7 @@ def cached_features(key: str, compute: Callable[[], np.ndarray], *, meta: dict[s
         return load_file(str(path))["features"]
     features = np.ascontiguousarray(np.asarray(compute(), np.float32))
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = _private_tmp(path)
     tmp.write_bytes(save({"features": features}, metadata={"meta": json.dumps(meta)}))
     os.replace(tmp, path)
     return features
