@@ -159,15 +159,19 @@ class ImageEval:
             self._floors[n] = self._frechet.distance(stats.mu, stats.sigma)
         return self._floors[n]
 
-    def _real_stats(self, n: int) -> ReferenceStats:
-        pre = self.feature_model.preprocessing
-        key = cache_key(
+    def _cache_key(self, split: str, n: int) -> str:
+        """On-disk cache key: these feature weights and preprocessing, this dataset/split/n."""
+        return cache_key(
             weights_sha256=self.feature_model.weights_sha256,
-            preprocessing=pre,
+            preprocessing=self.feature_model.preprocessing,
             dataset=self.dataset,
-            split=f"train-seed{self.floor_seed}",
+            split=split,
             n=n,
         )
+
+    def _real_stats(self, n: int) -> ReferenceStats:
+        pre = self.feature_model.preprocessing
+        key = self._cache_key(f"train-seed{self.floor_seed}", n)
 
         def compute() -> tuple[np.ndarray, np.ndarray]:
             generator = torch.Generator().manual_seed(self.floor_seed)
@@ -211,13 +215,7 @@ class ImageEval:
         pre = self.feature_model.preprocessing
         split = str(self.reference.meta.get("split", "reference"))
         n = len(self.reference_images)
-        key = cache_key(
-            weights_sha256=self.feature_model.weights_sha256,
-            preprocessing=pre,
-            dataset=self.dataset,
-            split=f"{split}-features",
-            n=n,
-        )
+        key = self._cache_key(f"{split}-features", n)
         meta = {"dataset": self.dataset, "split": split, "n": n, "preprocessing": pre,
                 "feature_weights_sha256": self.feature_model.weights_sha256}  # fmt: skip
         return cached_features(
