@@ -35,16 +35,6 @@ from difflab.training.callbacks import (
 from difflab.training.callbacks.schedule import cosine_warmup_lr, onecycle_lr
 
 
-@pytest.fixture
-def fresh_accelerate():
-    """Accelerate keeps its precision in a process-wide singleton; tests change it."""
-    from accelerate.state import AcceleratorState
-
-    AcceleratorState._reset_state(reset_partial_state=True)
-    yield
-    AcceleratorState._reset_state(reset_partial_state=True)
-
-
 class Recorder(Callback):
     def __init__(self, order: int = 0, raise_at: dict[str, tuple[int, type]] | None = None):
         self.order = order
@@ -350,7 +340,7 @@ def test_activation_hook_captures_a_named_layer():
         tiny_learner([ActivationHooksCB(["nope"])]).fit(1)
 
 
-def test_bf16_autocast_path_on_cpu(fresh_accelerate):
+def test_bf16_autocast_path_on_cpu():  # conftest gives each test a fresh Accelerate state
     hooks = ActivationHooksCB(["body.0"])
     ema = EMACB(0.9)
     learn = tiny_learner(
@@ -374,7 +364,7 @@ def test_bad_arguments_are_rejected_with_messages():
         tiny_learner([CheckpointCB()]).fit(1)
 
 
-# --- gradient clipping and progress ---
+# --- gradient clipping ---
 
 
 class GradProbe(Callback):
@@ -399,7 +389,7 @@ def big_loss(model: nn.Module, batch) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("accelerate", [False, True], ids=["plain", "accelerate"])
-def test_grad_clip_matches_torch_clip_grad_norm(accelerate, fresh_accelerate):
+def test_grad_clip_matches_torch_clip_grad_norm(accelerate):
     import copy
 
     reference = make_model()
@@ -417,72 +407,3 @@ def test_grad_clip_matches_torch_clip_grad_norm(accelerate, fresh_accelerate):
     for mine, theirs in zip(after.grads, reference.parameters(), strict=True):
         assert torch.allclose(mine, theirs.grad, rtol=1e-5, atol=1e-7)
     assert torch.nn.utils.get_total_norm(after.grads).item() == pytest.approx(0.5, rel=1e-4)
-
-
-class FakeClock:
-    """time.perf_counter for ProgressCB, advanced by `seconds` at every training batch."""
-
-    def __init__(self, seconds: float):
-        self.now, self.seconds = 1000.0, seconds
-
-    def perf_counter(self) -> float:
-        return self.now
-
-
-class TickCB(Callback):
-    order = -1
-
-    def __init__(self, clock: FakeClock):
-        self.clock = clock
-
-    def before_batch(self, learn: Learner) -> None:
-        self.clock.now += self.clock.seconds
-
-
-def test_plain_progress_lines_carry_the_eta_of_the_fit(monkeypatch, caplog):
-    from types import SimpleNamespace
-
-    from difflab.training.callbacks import ProgressCB
-    from difflab.training.callbacks import progress as progress_module
-
-    clock = FakeClock(10.0)  # 10 s per step, 12 steps per epoch, 2 epochs: 240 s in all
-    monkeypatch.setattr(progress_module, "time", SimpleNamespace(perf_counter=clock.perf_counter))
-    learn = tiny_learner([ProgressCB(log_every=0.0, tty=False), TickCB(clock)], n=96)
-    with caplog.at_level(logging.INFO, logger="difflab.training"):
-        learn.fit(2)
-    lines = {int(m.split()[3]): m for r in caplog.records if " ETA " in (m := r.getMessage())}
-    assert sorted(lines) == list(range(1, 25))  # one line per step (log_every=0)
-    assert lines[1].endswith("ETA 3m50s")  # 23 steps left at 10 s each
-    assert lines[13].startswith("epoch 2/2 step 13") and lines[13].endswith("ETA 1m50s")
-    assert lines[23].endswith("ETA 10s") and lines[24].endswith("ETA 0s")
-
-
-def test_progress_eta_of_a_budgeted_fit_is_the_budget_left(monkeypatch, caplog):
-    from types import SimpleNamespace
-
-    from difflab.training.callbacks import ProgressCB
-    from difflab.training.callbacks import budget as budget_module
-    from difflab.training.callbacks import progress as progress_module
-    from difflab.training.callbacks.budget import WallClockBudget
-
-    clock = FakeClock(10.0)  # 10 s per step: 24 steps would take 240 s, the budget is 65 s
-    fake_time = SimpleNamespace(perf_counter=clock.perf_counter)
-    monkeypatch.setattr(progress_module, "time", fake_time)
-    monkeypatch.setattr(budget_module, "time", fake_time)
-    callbacks = [ProgressCB(log_every=0.0, tty=False), TickCB(clock), WallClockBudget(65.0)]
-    learn = tiny_learner(callbacks, n=96)
-    with caplog.at_level(logging.INFO, logger="difflab.training"):
-        learn.fit(2)
-    lines = {int(m.split()[3]): m for r in caplog.records if " ETA " in (m := r.getMessage())}
-    assert sorted(lines) == list(range(1, 8))  # the budget ends the fit after step 7 (70 s)
-    assert lines[1].endswith("ETA 55s")  # 65 s budget - 10 s spent, not 23 steps x 10 s
-    assert lines[6].endswith("ETA 5s") and lines[7].endswith("ETA 0s")
-
-
-def test_terminal_progress_has_an_epoch_bar(capsys):
-    from difflab.training.callbacks import ProgressCB
-
-    tiny_learner([ProgressCB(tty=True)]).fit(2)
-    err = capsys.readouterr().err
-    assert "fit: 100%" in err and "2/2" in err  # the epoch bar reached the last epoch
-    assert "epoch 2/2" in err  # the batch bar of the second epoch
