@@ -59,3 +59,18 @@ def test_a_clean_checkout_has_an_empty_diff(tmp_path):
     git("commit", "-q", "-m", "first", cwd=repo)
     env, diff = describe_environment(repo)
     assert diff == "" and env["git_dirty"] is False
+
+
+def test_many_untracked_files_are_counted_not_diffed_one_by_one(dirty_repo, monkeypatch):
+    from difflab.tracking import run_folder
+
+    monkeypatch.setattr(run_folder, "UNTRACKED_MAX_FILES", 3)
+    images = dirty_repo / "images"
+    images.mkdir()
+    for k in range(20):
+        (images / f"{k:02d}.txt").write_text(f"{k}\n")
+    _, diff = describe_environment(dirty_repo)
+    # the fixture's 4 untracked files (big.txt, blob.bin, notes/idea.md, pkg/new.py) + 20
+    untracked = 4 + 20
+    assert f"# {untracked - 3} more untracked files not included (limit 3)" in diff
+    assert diff.count("new file mode") + diff.count("not included:") == 3

@@ -31,6 +31,9 @@ _RESERVED_DIR = ".numbers"
 # a stray dataset or checkpoint in the checkout must not bloat every run folder.
 UNTRACKED_MAX_BYTES = 256 * 1024
 UNTRACKED_TOTAL_CHARS = 4 * 1024 * 1024
+# One `git diff` process per file: a checkout with thousands of untracked files (images, say)
+# must not make every run's start slow.
+UNTRACKED_MAX_FILES = 100
 
 
 def _slug(text: str) -> str:
@@ -130,13 +133,17 @@ def code_diff(code_dir: Path) -> str:
         return diff
     root = Path(top.strip())
     untracked = _git("ls-files", "--others", "--exclude-standard", "-z", cwd=root) or ""
+    names = [name for name in untracked.split("\0") if name]
     parts, total = [diff], len(diff)
-    for name in filter(None, untracked.split("\0")):
+    for name in names[:UNTRACKED_MAX_FILES]:
         if total > UNTRACKED_TOTAL_CHARS:  # e.g. a run folder inside the checkout, not ignored
             parts.append(f"# untracked file {name} not included: code.diff is already too long\n")
             continue
         parts.append(_untracked_file_diff(root, name))
         total += len(parts[-1])
+    if len(names) > UNTRACKED_MAX_FILES:
+        rest = len(names) - UNTRACKED_MAX_FILES
+        parts.append(f"# {rest} more untracked files not included (limit {UNTRACKED_MAX_FILES})\n")
     return "".join(parts)
 
 
