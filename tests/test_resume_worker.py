@@ -88,7 +88,13 @@ class LogIdsCB(Callback):
 def main(argv: list[str]) -> int:
     from safetensors.torch import save_file
 
-    from difflab.training import Learner, eval_model, process_rank, stopped_by_signal
+    from difflab.training import (
+        Learner,
+        end_process_group,
+        eval_model,
+        process_rank,
+        stopped_by_signal,
+    )
     from difflab.training.callbacks import ProgressCB
     from difflab.training.standard import standard_callbacks
 
@@ -129,11 +135,11 @@ def main(argv: list[str]) -> int:
     stopped = stopped_by_signal(learn)
     if stopped is not None:
         print(f"stopped by signal {stopped}", flush=True)
-        return 0
-    if learn.is_main_process or world_size > 1:
+    elif learn.is_main_process or world_size > 1:
         weights = {f"model.{k}": v for k, v in learn.unwrapped_model().state_dict().items()}
         weights |= {f"ema.{k}": v for k, v in eval_model(learn).state_dict().items()}
         save_file(weights, args.out.replace("RANK", str(rank)))
+    end_process_group()  # a gloo group alive at exit can abort the process
     return 0
 
 

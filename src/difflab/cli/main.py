@@ -61,6 +61,17 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"difflab {args.command}: error: {err}", file=sys.stderr)
         return 2
+    finally:
+        _end_distributed()
+
+
+def _end_distributed() -> None:
+    """Under accelerate launch / torchrun: leave the process group before exit (only if one
+    was started: a plain command never imports torch.distributed for this)."""
+    if "torch.distributed" in sys.modules:
+        from difflab.training import end_process_group
+
+        end_process_group()
 
 
 if __name__ == "__main__":

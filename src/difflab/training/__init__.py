@@ -13,7 +13,7 @@ from difflab.training.callback import (
     CancelEpochException,
     CancelFitException,
 )
-from difflab.training.callbacks.device import process_rank
+from difflab.training.callbacks.device import end_process_group, process_rank
 from difflab.training.learner import Learner
 from difflab.training.standard import (
     eval_model,
@@ -34,6 +34,7 @@ __all__ = [
     "eval_model",
     "find_callback",
     "last_checkpoint",
+    "end_process_group",
     "process_rank",
     "standard_callbacks",
     "stopped_by_nonfinite",

@@ -104,3 +104,17 @@ def process_rank(*, cpu: bool = False) -> tuple[int, int]:
 
     state = PartialState(cpu=use_cpu(cpu))
     return state.process_index, state.num_processes
+
+
+def end_process_group() -> None:
+    """Leave a torch.distributed group cleanly, after the other ranks: a gloo group still
+    alive at interpreter exit can abort the process ("terminate called without an active
+    exception") after a run that otherwise succeeded. Does nothing in a single process."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    try:
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()
