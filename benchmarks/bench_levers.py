@@ -49,18 +49,26 @@ class Case:
 
 
 def unet_step(
-    *, preset: str, batch: int, bf16: bool, channels_last: bool = False, adamw: str = "for-loop",
-    compile: bool = False, channels: tuple[int, ...] | None = None,
+    *, preset: str, batch: int, bf16: bool, channels_last: bool = True, adamw: str = "for-loop",
+    compile: bool = False, channels: tuple[int, ...] | None = None, native_norm: bool = False,
 ) -> Case:  # fmt: skip
-    """One training step closure of a fresh UNet with the given levers."""
+    """One training step closure of a fresh UNet with the given levers.
+
+    channels_last: the UNet's activation layout (its default, True, or NCHW); native_norm:
+    PyTorch's own GroupNorm kernel on channels_last activations instead of difflab's layout
+    round trip (blocks.GroupNorm).
+    """
     from difflab.models import build_unet
+    from difflab.models.blocks import GroupNorm
 
     torch.manual_seed(0)
     model = build_unet(preset, in_channels=1, **({"channels": channels} if channels else {}))
+    model.channels_last = channels_last
+    if native_norm:
+        for module in model.modules():
+            if isinstance(module, GroupNorm):
+                module.__class__ = torch.nn.GroupNorm
     x, t = torch.randn(batch, 1, 28, 28), torch.randint(0, 1000, (batch,))
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-        x = x.contiguous(memory_format=torch.channels_last)
     kernel = {
         "for-loop": {"foreach": False},
         "foreach": {"foreach": True},
@@ -103,11 +111,15 @@ def named(case: Case, name: str) -> Case:
 
 def precision_and_layout(args) -> list[dict]:
     common = {"preset": args.preset, "batch": args.batch}
-    base = named(unet_step(**common, bf16=False), "fp32")
+    base = named(unet_step(**common, bf16=False, channels_last=False), "fp32 NCHW")
     others = [
-        named(unet_step(**common, bf16=True), "bf16 autocast"),
-        named(unet_step(**common, bf16=False, channels_last=True), "fp32 channels_last"),
-        named(unet_step(**common, bf16=True, channels_last=True), "bf16 channels_last"),
+        named(unet_step(**common, bf16=True, channels_last=False), "bf16 autocast NCHW"),
+        named(unet_step(**common, bf16=False), "fp32 channels_last"),
+        named(unet_step(**common, bf16=True), "bf16 channels_last (default)"),
+        named(
+            unet_step(**common, bf16=True, native_norm=True),
+            "bf16 channels_last, PyTorch's GroupNorm kernel",
+        ),
     ]
     return group("precision/layout", base, others, args)
 

@@ -110,6 +110,35 @@ def test_channels_last_input_gives_the_same_output():
     torch.testing.assert_close(out, model(x, t), atol=1e-5, rtol=1e-5)
 
 
+def test_channels_last_activations_match_nchw_outputs_and_gradients():
+    # UNet.channels_last only changes the memory layout inside the network: the output (NCHW)
+    # and every parameter gradient must match the NCHW computation.
+    x, t = torch.randn(3, 1, 8, 8), torch.tensor([5, 50, 500])
+    results = []
+    for channels_last in (False, True):
+        model = randomise_(tiny(attention_levels=(0, 1)))
+        model.channels_last = channels_last
+        out = model(x, t)
+        out.square().sum().backward()
+        assert out.is_contiguous()
+        results.append((out, [p.grad for p in model.parameters()]))
+    (out_nchw, grads_nchw), (out_cl, grads_cl) = results
+    torch.testing.assert_close(out_cl, out_nchw, atol=1e-5, rtol=1e-5)
+    for g_cl, g_nchw in zip(grads_cl, grads_nchw, strict=True):
+        torch.testing.assert_close(g_cl, g_nchw, atol=1e-4, rtol=1e-4)
+
+
+def test_group_norm_on_channels_last_input_equals_nn_group_norm():
+    from difflab.models.blocks import group_norm
+
+    norm, reference = group_norm(12, 4), torch.nn.GroupNorm(4, 12)
+    randomise_(norm), randomise_(reference)
+    x = torch.randn(2, 12, 5, 3)
+    out = norm(x.contiguous(memory_format=torch.channels_last))
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(out, reference(x), atol=1e-5, rtol=1e-5)
+
+
 def test_tiny_preset_learns_a_fixed_batch():
     model = tiny()
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)

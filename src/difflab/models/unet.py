@@ -93,6 +93,10 @@ class UNet(nn.Module):
         self.up = nn.ModuleList(self._level(i, 2 * ch[i], ch[i], emb_dim) for i in range(len(ch)))
         self.out_norm = group_norm(ch[0], cfg.norm_groups)
         self.out_conv = zero_(nn.Conv2d(ch[0], cfg.out_channels or cfg.in_channels, 3, padding=1))
+        # Activations inside the network are laid out channels_last (NHWC), where the CPU's
+        # convolutions are fastest (see blocks.GroupNorm); inputs and outputs stay NCHW.
+        # Not part of the architecture: set False to compare (bench_levers does).
+        self.channels_last = True
 
     def _res(self, in_ch: int, out_ch: int, emb_dim: int) -> ResBlock:
         c = self.cfg
@@ -137,6 +141,8 @@ class UNet(nn.Module):
             t = t.expand(x_t.shape[0])
         emb = self.time_embed(t).to(x_t.dtype)
         h = self.stem(x_t)
+        if self.channels_last:
+            h = h.contiguous(memory_format=torch.channels_last)
         skips = []
         for i, level in enumerate(self.down):
             h = self._run(level, h, emb)
@@ -148,7 +154,7 @@ class UNet(nn.Module):
             if i < len(self.upsample):
                 h = self.upsample[i](h, skips[i].shape[-2:])
             h = self._run(self.up[i], torch.cat([h, skips[i]], dim=1), emb)
-        return self.out_conv(nn.functional.silu(self.out_norm(h)))
+        return self.out_conv(nn.functional.silu(self.out_norm(h))).contiguous()
 
     def config(self) -> dict[str, Any]:
         """JSON-ready dict that `UNet.from_config` turns back into the same architecture."""
