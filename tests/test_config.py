@@ -15,11 +15,11 @@ from difflab.config import (
 )
 
 
-def test_defaults_follow_the_reference_work():
+def test_defaults_are_the_measured_cpu_recipe():
     config = RunConfig()
     assert (config.data.low, config.data.high) == (-0.5, 0.5)
     assert config.diffusion.beta_max == 0.01
-    assert config.diffusion.objective == "eps"
+    assert config.diffusion.objective == "v" and config.diffusion.min_snr_gamma == 5.0
 
 
 def test_configs_are_frozen():
