@@ -20,10 +20,10 @@ class GroupNorm(nn.GroupNorm):
     """
 
     def forward(self, x: Tensor) -> Tensor:
-        on_cpu_channels_last = x.device.type == "cpu" and not x.is_contiguous()
-        if not (on_cpu_channels_last and x.is_contiguous(memory_format=torch.channels_last)):
-            return super().forward(x)
-        return super().forward(x.contiguous()).contiguous(memory_format=torch.channels_last)
+        channels_last = not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
+        if x.device.type == "cpu" and channels_last:
+            return super().forward(x.contiguous()).contiguous(memory_format=torch.channels_last)
+        return super().forward(x)
 
 
 def group_norm(channels: int, groups: int) -> GroupNorm:
