@@ -242,6 +242,9 @@ def test_eval_sweep_writes_table_and_plots(trained_run, tmp_path, capsys):
         ("euler", 2),
         ("euler", 3),
     ]
+    assert [r["eta"] for r in rows] == [1.0, 1.0, None, None]  # eta only means something to DDIM
+    table = (tmp_path / "sweep.md").read_text()
+    assert "| ddim | 1 | 2 | 2 |" in table and "| euler |  | 3 | 3 |" in table
     for name in ("sweep.json", "sweep.md", "sweep_nfe.png", "sweep_time.png"):
         assert (tmp_path / name).is_file(), name
 

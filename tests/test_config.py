@@ -20,6 +20,7 @@ def test_defaults_are_the_measured_cpu_recipe():
     assert (config.data.low, config.data.high) == (-0.5, 0.5)
     assert config.diffusion.beta_max == 0.01
     assert config.diffusion.objective == "v" and config.diffusion.min_snr_gamma == 5.0
+    assert (config.sample.sampler, config.sample.steps, config.sample.eta) == ("ddim", 25, 1.0)
 
 
 def test_configs_are_frozen():

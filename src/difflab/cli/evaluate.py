@@ -121,6 +121,7 @@ def sample_and_measure(trained, sample, evaluator, *, kid: bool, on_step=None) -
     result.update(
         sampler=sample.sampler,
         steps=sample.steps,
+        eta=sample.eta if sample.sampler == "ddim" else None,
         nfe=model_evaluations(plan, trained.schedule.n_steps),
         sampling_seconds=round(seconds, 2),
     )

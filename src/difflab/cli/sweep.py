@@ -48,6 +48,7 @@ def run_sweep(args: Any, target: Path, sample: Any, evaluator: Any, out: Path) -
                     for k in (
                         "sampler",
                         "steps",
+                        "eta",
                         "nfe",
                         "fid",
                         "fid_floor",
@@ -64,11 +65,15 @@ def write_sweep(out: Path, rows: list[dict]) -> None:
     """sweep.json, sweep.md (a table) and sweep_nfe.png / sweep_time.png."""
     out.mkdir(parents=True, exist_ok=True)
     (out / "sweep.json").write_text(json.dumps(rows, indent=2))
-    lines = ["| sampler | steps | NFE | FID | floor | seconds |", "|---|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| sampler | eta | steps | NFE | FID | floor | seconds |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for r in rows:
         floor = f"{r['fid_floor']:.3f}" if r["fid_floor"] is not None else "n/a"
+        eta = "" if r.get("eta") is None else f"{r['eta']:g}"
         lines.append(
-            f"| {r['sampler']} | {r['steps']} | {r['nfe']} | {r['fid']:.3f} | {floor} "
+            f"| {r['sampler']} | {eta} | {r['steps']} | {r['nfe']} | {r['fid']:.3f} | {floor} "
             f"| {r['sampling_seconds']:.1f} |"
         )
     (out / "sweep.md").write_text("\n".join(lines) + "\n")
