@@ -1,9 +1,11 @@
 """How FID falls with the training budget, and how long the 1.5x-floor target would take.
 
     python scripts/fit_budget_scaling.py RUN_DIR [RUN_DIR ...] [--target 1.5] [--out PNG]
+        [--eval-file eval/other.json]
 
-Each RUN_DIR is a finished `difflab quickstart` run (its eval.json and run.json are read):
-same recipe, different `--train.minutes`. The excess FID over the real-data floor is fitted
+Each RUN_DIR is a finished `difflab quickstart` run (its eval.json and config.json are read):
+same recipe, different `--train.minutes`. With --eval-file the FID is read instead from that
+file inside each run (the output of `difflab eval RUN --json`, e.g. with another sampler). The excess FID over the real-data floor is fitted
 with a power law in the budget, log(FID - floor) = log(a) - b log(minutes), by least squares
 in log-log space, and the fit is solved for FID = target x floor. A fixed network saturates
 as it nears its capacity, so the answer is a lower bound on the time needed, not a forecast.
@@ -19,19 +21,21 @@ from pathlib import Path
 import numpy as np
 
 
-def read_run(run_dir: Path) -> dict:
-    """minutes, FID and floor of one run; says which file is missing or wrong."""
+def read_run(run_dir: Path, eval_file: str | None = None) -> dict:
+    """minutes, FID and floor of one run; says which file is missing."""
     eval_path = run_dir / "eval.json"
-    if not eval_path.is_file():
-        raise SystemExit(f"{eval_path}: missing; run `difflab eval {run_dir}` first")
+    for path in (eval_path, run_dir / eval_file if eval_file else eval_path):
+        if not path.is_file():
+            raise SystemExit(f"{path}: missing; run `difflab eval {run_dir} --json` first")
     summary = json.loads(eval_path.read_text())
     train, evaluation = summary["train"], summary["eval"]
+    if eval_file:
+        evaluation = json.loads((run_dir / eval_file).read_text())
     return {
         "run": run_dir.name,
         "minutes": train["seconds"] / 60.0,
-        "images": train["steps"] * json.loads((run_dir / "config.json").read_text())["train"][
-            "batch_size"
-        ],
+        "images": train["steps"]
+        * json.loads((run_dir / "config.json").read_text())["train"]["batch_size"],
         "fid": evaluation["fid"],
         "floor": evaluation["fid_floor"],
         "n": evaluation["n"],
@@ -49,9 +53,12 @@ def main() -> None:
     parser.add_argument("runs", nargs="+", type=Path)
     parser.add_argument("--target", type=float, default=1.5, help="FID as a multiple of the floor")
     parser.add_argument("--out", type=Path, default=None, help="also plot the fit to this PNG")
+    parser.add_argument(
+        "--eval-file", default=None, help="read FID and floor from RUN_DIR/EVAL_FILE instead"
+    )
     args = parser.parse_args()
 
-    rows = sorted((read_run(r) for r in args.runs), key=lambda row: row["minutes"])
+    rows = sorted((read_run(r, args.eval_file) for r in args.runs), key=lambda row: row["minutes"])
     if len({row["n"] for row in rows}) != 1:
         raise SystemExit("runs were evaluated at different n; their FIDs are not comparable")
     if len(rows) < 2:
@@ -63,7 +70,7 @@ def main() -> None:
         raise SystemExit("a run is at or below the floor already: nothing to extrapolate")
     a, b = fit_power_law(minutes, excess)
 
-    print(f"| budget (min) | images seen | FID | x floor | fit |\n|---|---|---|---|---|")
+    print("| budget (min) | images seen | FID | x floor | fit |\n|---|---|---|---|---|")
     for row, m in zip(rows, minutes):
         fitted = floor + a * m**-b
         print(
@@ -91,7 +98,7 @@ def plot(out: Path, minutes, fids, floor, a, b, target: float, needed: float) ->
 
     fig, ax = plt.subplots(figsize=(6, 4))
     grid = np.geomspace(minutes.min() * 0.8, max(needed, minutes.max()) * 1.5, 200)
-    ax.loglog(minutes, fids, "o", label="measured (n=2048, DDIM 25)")
+    ax.loglog(minutes, fids, "o", label="measured")
     ax.loglog(grid, floor + a * grid**-b, "-", label=f"floor + {a:.2f} m^-{b:.2f}")
     ax.axhline(floor, color="grey", ls=":", label=f"real-data floor {floor:.3f}")
     ax.axhline(target * floor, color="red", ls="--", label=f"target {target}x floor")

@@ -34,9 +34,7 @@ def write_run(folder: Path, minutes: float, fid: float, floor: float, n: int = 2
 def test_recovers_power_law_and_solves_for_target(tmp_path, monkeypatch, capsys):
     script = load_script()
     a, b, floor = 9.0, 0.7, 0.06
-    runs = [
-        write_run(tmp_path / f"run{m}", m, floor + a * m**-b, floor) for m in (7.5, 15.0, 30.0)
-    ]
+    runs = [write_run(tmp_path / f"run{m}", m, floor + a * m**-b, floor) for m in (7.5, 15.0, 30.0)]
     monkeypatch.setattr(sys, "argv", ["fit", *map(str, runs), "--target", "1.5"])
     script.main()
     out = capsys.readouterr().out
@@ -47,9 +45,25 @@ def test_recovers_power_law_and_solves_for_target(tmp_path, monkeypatch, capsys)
     assert needed == pytest.approx((a / (0.5 * floor)) ** (1 / b), abs=1.0)  # closed form
 
 
+def test_eval_file_replaces_the_quickstart_fid(tmp_path, monkeypatch, capsys):
+    script = load_script()
+    runs = [write_run(tmp_path / f"run{m}", m, 5.0, 0.06) for m in (10.0, 40.0)]
+    for run, fid in zip(runs, (2.06, 0.56)):  # excess 2.0 then 0.5: slope 1 over 4x
+        (run / "eval").mkdir()
+        (run / "eval" / "eta1.json").write_text(
+            json.dumps({"fid": fid, "fid_floor": 0.06, "n": 2048})
+        )
+    monkeypatch.setattr(sys, "argv", ["fit", *map(str, runs), "--eval-file", "eval/eta1.json"])
+    script.main()
+    assert "minutes^-1.000" in capsys.readouterr().out
+
+
 def test_refuses_runs_evaluated_at_different_n(tmp_path, monkeypatch):
     script = load_script()
-    runs = [write_run(tmp_path / "a", 5, 2.0, 0.06), write_run(tmp_path / "b", 10, 1.0, 0.1, n=1000)]
+    runs = [
+        write_run(tmp_path / "a", 5, 2.0, 0.06),
+        write_run(tmp_path / "b", 10, 1.0, 0.1, n=1000),
+    ]
     monkeypatch.setattr(sys, "argv", ["fit", *map(str, runs)])
     with pytest.raises(SystemExit, match="different n"):
         script.main()
