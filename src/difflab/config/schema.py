@@ -214,7 +214,7 @@ class SampleConfig:
     eta: float = option(
         1.0,
         "DDIM eta: 0 deterministic, 1 = DDPM's posterior noise on the sub-sequence "
-        "(default: the lower FID at 25 steps, docs/results.md)",
+        "(1 gave the lower FID at 25 steps: docs/results.md)",
     )
     n: int = option(64, "number of images")
     seed: int = option(0, "image k uses seed + k, whatever the batch size")
