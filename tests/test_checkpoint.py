@@ -8,6 +8,7 @@ import json
 import pytest
 import torch
 
+import difflab.files
 import difflab.io.checkpoint as ckpt
 from difflab.io.checkpoint import (
     flatten_state,
@@ -79,7 +80,7 @@ def test_save_load_round_trip_and_listing(tmp_path):
 def test_interrupted_save_leaves_the_previous_checkpoint(tmp_path, monkeypatch, fail_at):
     good = {"w": torch.ones(3), "step": 1}
     save_checkpoint(tmp_path, good, step=1)
-    real_replace, calls = ckpt.os.replace, [0]
+    real_replace, calls = difflab.files.os.replace, [0]
 
     def crash_on_nth_rename(src, dst):
         calls[0] += 1
@@ -87,7 +88,7 @@ def test_interrupted_save_leaves_the_previous_checkpoint(tmp_path, monkeypatch, 
             raise KeyboardInterrupt
         real_replace(src, dst)
 
-    monkeypatch.setattr(ckpt.os, "replace", crash_on_nth_rename)
+    monkeypatch.setattr(difflab.files.os, "replace", crash_on_nth_rename)
     with pytest.raises(KeyboardInterrupt):
         save_checkpoint(tmp_path, {"w": torch.zeros(3), "step": 2}, step=2)
     monkeypatch.undo()
@@ -96,8 +97,10 @@ def test_interrupted_save_leaves_the_previous_checkpoint(tmp_path, monkeypatch, 
     if fail_at == 3:  # both data files are in place, only the marker is missing
         with pytest.raises(ValueError, match="no completion marker"):
             load_checkpoint(tmp_path / "000002-step2.json")
+    # the interrupted write removed its own temporary file; the leftovers are step 2's files
     removed = {p.name for p in remove_incomplete(tmp_path)}
-    assert removed and all("000002" in name for name in removed)
+    assert len(removed) == fail_at - 1 and all("000002" in name for name in removed)
+    assert not list(tmp_path.glob("*.tmp"))
     assert {p.name.split(".")[0] for p in tmp_path.iterdir()} == {"000001-step1"}
 
 

@@ -17,7 +17,6 @@ only: no torch.load, no pickle.
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -25,8 +24,9 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
+from difflab.files import TMP_SUFFIX, atomic_write, atomic_write_text, fsync_dir
+
 MARKER = ".complete"
-_TMP = ".tmp"
 _NAME = re.compile(r"^(\d{6})-step(\d+)$")
 FORMAT_VERSION = 1
 
@@ -89,24 +89,6 @@ def unflatten_state(tensors: dict[str, torch.Tensor], structure: Any) -> Any:
 # --- atomic files ---
 
 
-def _fsync_dir(folder: Path) -> None:
-    if os.name != "posix":  # directories cannot be opened for fsync on Windows
-        return
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_atomic(path: Path, write) -> None:
-    tmp = path.with_name(path.name + _TMP)
-    write(tmp)
-    with open(tmp, "rb+") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def save_checkpoint(folder: str | Path, state: dict[str, Any], *, step: int) -> Path:
     """Write `state` as a new checkpoint in `folder`; returns the path of its .json file."""
     folder = Path(folder)
@@ -115,10 +97,10 @@ def save_checkpoint(folder: str | Path, state: dict[str, Any], *, step: int) -> 
     tensors, structure = flatten_state(state)
     document = {"format": FORMAT_VERSION, "state": structure}
     text = json.dumps(document, indent=1, allow_nan=True) + "\n"  # keeps key order
-    _write_atomic(folder / f"{name}.safetensors", lambda p: save_file(tensors, str(p)))
-    _write_atomic(folder / f"{name}.json", lambda p: p.write_text(text))
-    _write_atomic(folder / f"{name}{MARKER}", lambda p: p.write_text(f"{step}\n"))
-    _fsync_dir(folder)
+    atomic_write(folder / f"{name}.safetensors", lambda p: save_file(tensors, str(p)), fsync=True)
+    atomic_write_text(folder / f"{name}.json", text, fsync=True)
+    atomic_write_text(folder / f"{name}{MARKER}", f"{step}\n", fsync=True)
+    fsync_dir(folder)
     return folder / f"{name}.json"
 
 
@@ -191,7 +173,9 @@ def remove_incomplete(folder: str | Path) -> list[Path]:
     removed = []
     for p in folder.iterdir():
         stem = p.name.split(".")[0]
-        if p.is_file() and (p.name.endswith(_TMP) or (_NAME.match(stem) and stem not in complete)):
+        if p.is_file() and (
+            p.name.endswith(TMP_SUFFIX) or (_NAME.match(stem) and stem not in complete)
+        ):
             p.unlink()
             removed.append(p)
     return removed

@@ -6,22 +6,14 @@ diffusion schedule and objective, and the data range. Nothing here is ever unpic
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
+from difflab.files import atomic_write, atomic_write_text, sha256_file
+
 MODEL_WEIGHTS = "model.safetensors"
 MODEL_META = "model.json"
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def save_model(folder: str | Path, state_dict: dict[str, Any], meta: dict[str, Any]) -> Path:
@@ -31,13 +23,10 @@ def save_model(folder: str | Path, state_dict: dict[str, Any], meta: dict[str, A
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     weights = folder / MODEL_WEIGHTS
-    tmp = folder / (MODEL_WEIGHTS + ".tmp")
     tensors = {k: v.detach().contiguous().cpu() for k, v in state_dict.items()}
-    save_file(tensors, str(tmp))
-    os.replace(tmp, weights)
-    meta = {**meta, "weights_sha256": sha256_of(weights)}
-    (folder / (MODEL_META + ".tmp")).write_text(json.dumps(meta, indent=2, sort_keys=True))
-    os.replace(folder / (MODEL_META + ".tmp"), folder / MODEL_META)
+    atomic_write(weights, lambda tmp: save_file(tensors, str(tmp)))
+    meta = {**meta, "weights_sha256": sha256_file(weights)}
+    atomic_write_text(folder / MODEL_META, json.dumps(meta, indent=2, sort_keys=True))
     return weights
 
 
@@ -75,7 +64,7 @@ def load_model_file(
     except json.JSONDecodeError as err:
         raise ValueError(f"{meta_path}: not valid JSON ({err})") from err
     expected = meta.get("weights_sha256")
-    if verify and expected and sha256_of(weights) != expected:
+    if verify and expected and sha256_file(weights) != expected:
         raise ValueError(
             f"{weights}: sha256 does not match {meta_path.name}; the file changed "
             "or is damaged. Re-export it or pass the matching model.json."

@@ -13,13 +13,14 @@ its sha256 is checked against the prefix in its name (as torch.hub does) or a gi
 
 from __future__ import annotations
 
-import hashlib
 import re
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from difflab.files import sha256_file
 
 WEIGHTS_FILE_NAME = "pt_inception-2015-12-05-6726825d.pth"
 FEATURE_DIM = 2048
@@ -177,7 +178,7 @@ class FIDInceptionV3(nn.Module):
 
 
 def _check_sha256(path: Path, sha256: str | None) -> str:
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    digest = sha256_file(path)
     if sha256 is not None:
         expected = sha256.lower()
     else:

@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from difflab.files import atomic_write_bytes, sha256_file
+
 
 @dataclass(frozen=True)
 class ReferenceStats:
@@ -46,19 +48,10 @@ def save_reference_stats(
         raise ValueError(f"mu must be (D,) and sigma (D, D); got {mu.shape} and {sigma.shape}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _private_tmp(path)
     data = save(
         {"mu": mu, "sigma": np.ascontiguousarray(sigma)}, metadata={"meta": json.dumps(meta)}
     )
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-    return path
-
-
-def _private_tmp(path: Path) -> Path:
-    """A temporary name of this process's own: several processes (DDP ranks, parallel
-    evaluations) may fill the same cache entry at once, and each must rename a whole file."""
-    return path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    return atomic_write_bytes(path, data)
 
 
 def load_reference_stats(path: str | Path, *, sha256: str | None = None) -> ReferenceStats:
@@ -69,7 +62,7 @@ def load_reference_stats(path: str | Path, *, sha256: str | None = None) -> Refe
     if not path.is_file():
         raise FileNotFoundError(f"reference statistics not found: {path}")
     if sha256 is not None:
-        actual = hashlib.sha256(path.read_bytes()).hexdigest()
+        actual = sha256_file(path)
         if actual != sha256:
             raise ValueError(f"{path}: sha256 {actual} does not match the expected {sha256}")
     with safe_open(str(path), framework="numpy") as f:
@@ -124,7 +117,5 @@ def cached_features(key: str, compute: Callable[[], np.ndarray], *, meta: dict[s
         return load_file(str(path))["features"]
     features = np.ascontiguousarray(np.asarray(compute(), np.float32))
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _private_tmp(path)
-    tmp.write_bytes(save({"features": features}, metadata={"meta": json.dumps(meta)}))
-    os.replace(tmp, path)
+    atomic_write_bytes(path, save({"features": features}, metadata={"meta": json.dumps(meta)}))
     return features

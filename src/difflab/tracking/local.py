@@ -10,7 +10,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from difflab.tracking.run_folder import CONFIG_FILE, METRICS_FILE, write_json
+from difflab.files import atomic_write_json
+from difflab.tracking.run_folder import CONFIG_FILE, METRICS_FILE
 from difflab.tracking.store import ARTIFACTS_FILE, STATUS_FILE, RunStatus, RunStore
 
 
@@ -56,7 +57,7 @@ class LocalTracker:
             if self.config is None:
                 raise FileNotFoundError(f"{self.run_dir}: no {CONFIG_FILE} and no config given")
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            write_json(self.run_dir / CONFIG_FILE, self.config)
+            atomic_write_json(self.run_dir / CONFIG_FILE, self.config)
         self._started = _previous_start(self.run_dir) or time.time()  # a resumed run keeps it
         self._write_status("running", ended=None)
         self._store = RunStore(self.runs_dir)
@@ -112,7 +113,7 @@ class LocalTracker:
         return self._store
 
     def _write_status(self, status: RunStatus, *, ended: float | None) -> None:
-        write_json(
+        atomic_write_json(
             self.run_dir / STATUS_FILE,
             {
                 "name": self.run_dir.name,

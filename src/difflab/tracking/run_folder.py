@@ -17,6 +17,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from difflab.files import atomic_write_json
+
 CONFIG_FILE = "config.json"
 ENVIRONMENT_FILE = "environment.json"
 CODE_DIFF_FILE = "code.diff"
@@ -85,18 +87,11 @@ def create_run_folder(
             continue
     (run_dir / SAMPLES_DIR).mkdir()
     (run_dir / CHECKPOINTS_DIR).mkdir()
-    write_json(run_dir / CONFIG_FILE, config)
+    atomic_write_json(run_dir / CONFIG_FILE, config)
     env, diff = describe_environment()
-    write_json(run_dir / ENVIRONMENT_FILE, env)
+    atomic_write_json(run_dir / ENVIRONMENT_FILE, env)
     (run_dir / CODE_DIFF_FILE).write_text(diff)
     return run_dir
-
-
-def write_json(path: Path, data: Any) -> None:
-    """Write JSON atomically (temporary file in the same folder, then rename)."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
-    os.replace(tmp, path)
 
 
 def _git(*args: str, cwd: Path) -> str | None:

@@ -10,7 +10,7 @@ import struct
 from pathlib import Path
 from typing import Any, Literal
 
-from difflab.tracking.run_folder import write_json
+from difflab.files import atomic_write_json
 
 TENSORBOARD_DIR = "tensorboard"
 
@@ -45,7 +45,7 @@ class TensorBoardTracker:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self._writer = EventFileWriter(str(self.log_dir))
         if self.config is not None:  # TensorBoard has no config panel: keep it beside the events
-            write_json(self.log_dir / "config.json", self.config)
+            atomic_write_json(self.log_dir / "config.json", self.config)
 
     def log_metrics(self, metrics: dict[str, float], *, step: int) -> None:
         from tensorboard.compat.proto.summary_pb2 import Summary

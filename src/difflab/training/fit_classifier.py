@@ -11,10 +11,8 @@ Rebuild the shipped assets with one command:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import os
 import platform
 import time
 from dataclasses import asdict, dataclass
@@ -26,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from difflab.files import atomic_write_bytes, sha256_file
 from difflab.metrics.real_data import data_checksum, load_split
 from difflab.models.classifier import FEATURE_LAYER, FashionClassifier
 
@@ -240,20 +239,6 @@ def fit_classifier(
 # --- assets -----------------------------------------------------------------------------------
 
 
-def sha256_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 def save_classifier_assets(
     model: FashionClassifier, record: dict[str, Any], out_dir: str | Path, *, progress: bool = True
 ) -> dict[str, Any]:
@@ -271,7 +256,7 @@ def save_classifier_assets(
     out.mkdir(parents=True, exist_ok=True)
     model = model.to(memory_format=torch.contiguous_format).eval()
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    _atomic_write_bytes(out / WEIGHTS_NAME, save(state))
+    atomic_write_bytes(out / WEIGHTS_NAME, save(state))
     weights_sha = sha256_file(out / WEIGHTS_NAME)
     config = record["train_config"]
     preprocessing = {
@@ -323,5 +308,5 @@ def save_classifier_assets(
         "rebuild": f"difflab classifier train --dataset {config['dataset']} --out {out}",
         **record,
     }
-    _atomic_write_bytes(out / META_NAME, (json.dumps(meta, indent=2) + "\n").encode())
+    atomic_write_bytes(out / META_NAME, (json.dumps(meta, indent=2) + "\n").encode())
     return meta
