@@ -61,7 +61,6 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def run_difflab(args, evaluator, out: Path) -> dict:
     from difflab.bench.budget import train_for
-    from difflab.cli.experiment import build_schedule, sampling_plan
     from difflab.config import load_config
     from difflab.data import to_uint8
     from difflab.generation import generate_images
@@ -71,15 +70,16 @@ def run_difflab(args, evaluator, out: Path) -> dict:
         overrides["data.limit"] = args.limit
     config = load_config(preset=args.preset, overrides=overrides)
     trained = train_for(config, args.minutes * 60, out / "difflab", progress=not args.no_progress)
-    config, pad = trained["config"], trained["config"].data.pad
+    config = trained["config"]
     start = time.perf_counter()
     images = generate_images(
-        trained["model"], build_schedule(config), objective=config.diffusion.objective,
-        image_shape=trained["image_shape"], seeds=list(range(args.n)),
-        plan=sampling_plan(config), progress=not args.no_progress,
-    )  # fmt: skip
+        trained["trained"],
+        config.sample,
+        seeds=range(args.n),
+        bf16=config.train.mixed_precision == "bf16",
+        progress=not args.no_progress,
+    )  # fmt: skip (padding is cropped by generate_images)
     sample_seconds = time.perf_counter() - start
-    images = images[..., pad : images.shape[-2] - pad, pad : images.shape[-1] - pad]
     uint8 = to_uint8(images, config.data.low, config.data.high)
     return summarise(trained, uint8, sample_seconds, evaluator, out / "difflab") | {
         "model": f"difflab {config.model.preset}",

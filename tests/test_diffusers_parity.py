@@ -42,7 +42,7 @@ def x_T_of(seed=0):
 def ours(name, x_T, alpha_bar, timesteps, **kw):
     """Our sampler's states x_t before every step, plus its output."""
     states = []
-    out = SAMPLERS[name](
+    out = SAMPLERS[name].function(
         net, x_T, alpha_bar, timesteps, on_step=lambda s: states.append(s.x_t), **kw
     )
     return [*states, out]
@@ -208,7 +208,7 @@ def test_heun_matches_heun_discrete_scheduler():
     scheduler = diffusers.HeunDiscreteScheduler(num_train_timesteps=T)
     scheduler.set_timesteps(timesteps=ts.tolist())
     x_T = x_T_of(4)
-    out = SAMPLERS["heun"](net, x_T, table(scheduler), ts)
+    out = SAMPLERS["heun"].function(net, x_T, table(scheduler), ts)
     reference = theirs(scheduler, x_T * (1 + scheduler.sigmas[0].double() ** 2).sqrt().float())
     assert len(reference) == 2 * len(ts)  # 2N - 1 model calls
     torch.testing.assert_close(out, reference[-1], atol=1e-4, rtol=1e-4)

@@ -6,10 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from difflab.cli.experiment import train_experiment
 from difflab.cli.main import main
-from difflab.cli.train import start_run
 from difflab.config import load_config
+from difflab.experiment import start_run, train_experiment
 
 
 def image_folder(folder, n=32, size=16):

@@ -5,10 +5,11 @@ import json
 import numpy as np
 import pytest
 
-import difflab.cli.experiment as experiment
-from difflab.cli.experiment import build_model, save_trained
+import difflab.io.trained as trained_io
 from difflab.cli.main import main
 from difflab.config import load_config
+from difflab.experiment import build_model
+from difflab.io.trained import save_trained
 
 T = 1000
 # The reference work's two schedules, written out here independently of samplers/timesteps.py;
@@ -25,14 +26,14 @@ def counted_model(tmp_path, monkeypatch):
     config = load_config(preset="tiny")
     save_trained(tmp_path / "model", build_model(config, (1, 8, 8)), config, (1, 8, 8))
     calls: list[int] = []
-    original = experiment.load_trained
+    original = trained_io.load_trained
 
     def load_and_count(path, **kwargs):
         trained = original(path, **kwargs)
         trained.model.register_forward_pre_hook(lambda _m, args: calls.append(int(args[1][0])))
         return trained
 
-    monkeypatch.setattr(experiment, "load_trained", load_and_count)
+    monkeypatch.setattr(trained_io, "load_trained", load_and_count)
     return tmp_path / "model", calls
 
 
@@ -61,6 +62,6 @@ def test_steps_is_reported_as_ignored_by_ddpm_skip(counted_model, caplog):
             "--steps", "4", "--n", "1", "--no-bf16"]  # fmt: skip
     assert main(args) == 0
     assert len(calls) == len(EXPECTED_STEPS["growing"])  # the schedule, not 4 steps
-    assert "ddpm_skip ignores steps=4" in caplog.text
+    assert "ddpm_skip ignores --steps 4" in caplog.text
     # the default file name says which schedule ran, not a step count that did not apply
     assert (model_dir / "samples" / "ddpm_skip-growing-seed0.npz").is_file()

@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import pytest
 import torch
 
+from difflab.config import SampleConfig
+from difflab.config.schema import SAMPLER_NAMES
+from difflab.config.schema import SKIP_SCHEDULES as CONFIG_SKIP_SCHEDULES
 from difflab.diffusion import alpha_bar_at, linear_schedule, sigma_from_alpha_bar
-from difflab.samplers import SAMPLERS, StepInfo, initial_noise, sample_in_batches, timesteps_for
+from difflab.samplers import (
+    SAMPLERS,
+    SKIP_SCHEDULES,
+    StepInfo,
+    initial_noise,
+    sample_in_batches,
+    sampler_spec,
+)
 from difflab.samplers.karras import Churn, sample_euler, sample_heun
 from difflab.samplers.timesteps import (
     karras_sigmas,
@@ -20,6 +33,17 @@ from difflab.samplers.timesteps import (
 
 T = 1000
 ALPHA_BAR = linear_schedule(T).alpha_bar
+
+
+def plan(name: str, steps: int, *, eta: float = 0.0, skip: str = "every_third"):
+    """The registry's plan for `steps` (eta 0: deterministic DDIM, to compare with the ODE)."""
+    sample = SampleConfig(sampler=name, steps=steps, eta=eta, skip=skip)
+    return SAMPLERS[name].plan(ALPHA_BAR, sample)
+
+
+def sampler(name: str, **options):
+    """The registered function with its registry options for a 10-step budget (eta 0)."""
+    return functools.partial(SAMPLERS[name].function, **{**plan(name, 10).options, **options})
 
 
 def _alpha_bar_like(t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -57,20 +81,20 @@ def gaussian_predictor(s: float):
 @pytest.mark.parametrize("oracle", ["point", "gaussian"])
 @pytest.mark.parametrize("name", sorted(SAMPLERS))
 def test_every_sampler_meets_exact_oracles(name, oracle):
-    sampler = SAMPLERS[name]
+    run = sampler(name)
     gen = torch.Generator().manual_seed(0)
     if oracle == "point":
         # c = 3 lies outside [-1, 1]: landing on it also proves nothing clips by default
-        ts = timesteps_for(name, T, 10, alpha_bar=ALPHA_BAR)
+        ts = plan(name, 10).timesteps
         x_T = torch.randn(8, 1, 4, 4, generator=gen, dtype=torch.float64)
-        x0 = sampler(point_predictor(3.0), x_T, ALPHA_BAR, ts, generator=gen)
+        x0 = run(point_predictor(3.0), x_T, ALPHA_BAR, ts, generator=gen)
         assert x0.dtype == torch.float64
         torch.testing.assert_close(x0, torch.full_like(x0, 3.0), atol=1e-9, rtol=0)
     else:
         s = 0.5
-        ts = timesteps_for(name, T, T, alpha_bar=ALPHA_BAR)
+        ts = plan(name, T).timesteps
         x_T = torch.randn(8000, 1, generator=gen, dtype=torch.float64)
-        x0 = sampler(gaussian_predictor(s), x_T, ALPHA_BAR, ts, generator=gen)
+        x0 = run(gaussian_predictor(s), x_T, ALPHA_BAR, ts, generator=gen)
         assert abs(x0.mean().item()) < 0.02
         assert x0.std().item() == pytest.approx(s, rel=0.04)
 
@@ -85,10 +109,10 @@ def test_deterministic_samplers_follow_the_exact_ode_path_at_every_step(name):
     (x_t / sqrt(ab_t) = c + sigma_t eps* is linear in sigma, so every first- and second-order
     step is exact on it). A sampler that only lands on c at its last step fails this."""
     c = 3.0
-    ts = timesteps_for(name, T, 10, alpha_bar=ALPHA_BAR)
+    ts = plan(name, 10).timesteps
     x_T = torch.randn(4, 1, 4, 4, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     steps: list[StepInfo] = []
-    SAMPLERS[name](point_predictor(c), x_T, ALPHA_BAR, ts, on_step=steps.append)
+    sampler(name)(point_predictor(c), x_T, ALPHA_BAR, ts, on_step=steps.append)
     assert len(steps) >= 5
 
     def alpha_bar_of(info: StepInfo) -> torch.Tensor:
@@ -109,27 +133,27 @@ def test_deterministic_samplers_follow_the_exact_ode_path_at_every_step(name):
 
 def test_on_step_reports_each_step_and_clip_only_when_asked():
     seen: list[StepInfo] = []
-    ts = timesteps_for("ddim", T, 5)
+    ts = plan("ddim", 5).timesteps
     x_T = torch.randn(2, 1, 4, 4, generator=torch.Generator().manual_seed(0))
-    out = SAMPLERS["ddim"](point_predictor(3.0), x_T, ALPHA_BAR, ts, on_step=seen.append)
+    out = sampler("ddim")(point_predictor(3.0), x_T, ALPHA_BAR, ts, on_step=seen.append)
     assert [s.i for s in seen] == list(range(5))
     assert [s.t for s in seen] == ts.tolist()
     assert seen[0].x_t is not None and torch.equal(seen[0].x_t, x_T)
     torch.testing.assert_close(seen[-1].x0_hat, torch.full_like(out, 3.0))
-    clipped = SAMPLERS["ddim"](point_predictor(3.0), x_T, ALPHA_BAR, ts, clip_x0=(-1.0, 1.0))
+    clipped = sampler("ddim")(point_predictor(3.0), x_T, ALPHA_BAR, ts, clip_x0=(-1.0, 1.0))
     torch.testing.assert_close(clipped, torch.ones_like(clipped))
 
 
 def test_bf16_model_output_does_not_lower_sampler_precision():
     predict = point_predictor(0.25)
-    ts = timesteps_for("dpmpp_2m", T, 8, alpha_bar=ALPHA_BAR)
+    ts = plan("dpmpp_2m", 8).timesteps
     x_T = torch.randn(2, 1, 4, 4, generator=torch.Generator().manual_seed(0)).bfloat16()
-    out = SAMPLERS["dpmpp_2m"](lambda x, t: predict(x, t).bfloat16(), x_T, ALPHA_BAR, ts)
+    out = sampler("dpmpp_2m")(lambda x, t: predict(x, t).bfloat16(), x_T, ALPHA_BAR, ts)
     assert out.dtype == torch.float32
 
 
 def test_euler_with_churn_still_lands_on_the_point():
-    ts = timesteps_for("euler", T, 12, alpha_bar=ALPHA_BAR)
+    ts = plan("euler", 12).timesteps
     x_T = torch.randn(4, 1, 2, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     calls: list[torch.Tensor] = []
 
@@ -151,11 +175,11 @@ def test_heun_uses_2n_minus_1_model_calls_and_ddpm_skip_calls_only_model_steps()
         return torch.zeros_like(x_t)
 
     x_T = torch.randn(1, 1, 2, 2)
-    sample_heun(counting, x_T, ALPHA_BAR, timesteps_for("heun", T, 25, alpha_bar=ALPHA_BAR))
+    sample_heun(counting, x_T, ALPHA_BAR, plan("heun", 25).timesteps)
     assert len(calls) == 25
     for steps in (skip_every_third(T), skip_growing(T)):
         calls.clear()
-        SAMPLERS["ddpm_skip"](
+        SAMPLERS["ddpm_skip"].function(
             counting, x_T, ALPHA_BAR, torch.arange(T - 1, -1, -1), model_steps=steps
         )
         assert calls == steps.tolist()
@@ -173,7 +197,6 @@ def test_skip_schedules_match_their_definitions():
 
 @pytest.mark.parametrize("skip", ["every_third", "growing"])
 def test_a_plans_skip_schedule_sets_ddpm_skips_model_calls(skip):
-    from difflab.generation import SamplingPlan, model_evaluations
     from difflab.samplers.timesteps import skip_model_steps
 
     calls: list[int] = []
@@ -182,14 +205,10 @@ def test_a_plans_skip_schedule_sets_ddpm_skips_model_calls(skip):
         calls.append(int(t[0]))
         return torch.zeros_like(x_t)
 
-    model_steps = skip_model_steps(skip, T)
-    SAMPLERS["ddpm_skip"](
-        counting, torch.randn(1, 1, 2, 2), ALPHA_BAR, timesteps_for("ddpm_skip", T, 25),
-        model_steps=model_steps,
-    )  # fmt: skip
-    assert calls == model_steps.tolist()
-    plan = SamplingPlan(sampler="ddpm_skip", skip=skip, steps=7)  # steps plays no part
-    assert model_evaluations(plan, T) == len(calls)
+    skip_plan = plan("ddpm_skip", 7, skip=skip)  # steps plays no part
+    skip_plan.run(counting, torch.randn(1, 1, 2, 2), ALPHA_BAR)
+    assert calls == skip_model_steps(skip, T).tolist()
+    assert skip_plan.evaluations == len(calls)
 
 
 def test_unknown_skip_schedule_names_the_flag():
@@ -211,7 +230,7 @@ def test_karras_sigmas_follow_eq_5():
         sigma_from_alpha_bar(alpha_bar_at(ALPHA_BAR, ts)),
         karras_sigmas(float(sigma[0]), float(sigma[-1]), 10),
     )
-    capped = timesteps_for("euler", T, 10, alpha_bar=ALPHA_BAR)
+    capped = plan("euler", 10).timesteps
     assert sigma_from_alpha_bar(alpha_bar_at(ALPHA_BAR, capped[:1])).item() == pytest.approx(80.0)
 
 
@@ -221,18 +240,38 @@ def test_karras_sigmas_follow_eq_5():
 )
 def test_bad_timesteps_raise_helpful_errors(timesteps, match):
     with pytest.raises(ValueError, match=match):
-        SAMPLERS["ddim"](
-            point_predictor(0.0), torch.zeros(1, 1), ALPHA_BAR, torch.tensor(timesteps)
-        )
+        sampler("ddim")(point_predictor(0.0), torch.zeros(1, 1), ALPHA_BAR, torch.tensor(timesteps))
 
 
-def test_timesteps_for_rejects_unknown_names_and_budgets():
+def test_the_registry_rejects_unknown_names_and_budgets_naming_the_flag():
     with pytest.raises(ValueError, match="--sample.sampler"):
-        timesteps_for("plms", T, 10)
-    with pytest.raises(ValueError, match="--sample.steps"):
-        timesteps_for("ddim", T, 0)
-    with pytest.raises(ValueError, match="alpha_bar"):
-        timesteps_for("euler", T, 10)
+        sampler_spec("plms")
+    for spec in SAMPLERS.values():
+        if "steps" in spec.reads:
+            with pytest.raises(ValueError, match="--sample.steps"):
+                spec.choose_timesteps(ALPHA_BAR, SimpleNamespace(steps=0, eta=0.0))
+
+
+def test_config_name_lists_are_the_registries():
+    # config imports no torch, so it spells the names out; this ties them to the registries
+    assert SAMPLER_NAMES == tuple(SAMPLERS)
+    assert CONFIG_SKIP_SCHEDULES == tuple(SKIP_SCHEDULES)
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLERS))
+@pytest.mark.parametrize("steps", [1, 6, 25])
+def test_every_plan_counts_its_network_evaluations(name, steps):
+    calls = [0]
+
+    def counting(x_t, t):
+        calls[0] += 1
+        return point_predictor(0.1)(x_t, t)
+
+    the_plan = plan(name, steps, eta=1.0)
+    the_plan.run(counting, torch.randn(2, 1, 2, 2), ALPHA_BAR, generator=torch.Generator())
+    assert the_plan.evaluations == calls[0]
+    if "steps" in SAMPLERS[name].reads:
+        assert the_plan.evaluations <= steps  # a budget of model evaluations, not of steps
 
 
 def _wobbly(x_t, t):  # a nonlinear, t-dependent stand-in for a network
@@ -243,25 +282,25 @@ def _wobbly(x_t, t):  # a nonlinear, t-dependent stand-in for a network
     "name, kw",
     [
         ("ddpm", {}),
-        ("ddim", {"eta": 1.0}),
+        ("ddim", {}),
         ("dpmpp_2m", {}),
         ("euler", {"churn": Churn(s_churn=10.0)}),
     ],
 )
 def test_image_k_is_the_same_at_any_batch_size(name, kw):
     seeds = list(range(100, 107))
-    ts = timesteps_for(name, T, 6, alpha_bar=ALPHA_BAR)
+    base = plan(name, 6, eta=1.0)
+    the_plan = dataclasses.replace(base, options={**base.options, **kw})
     runs = [
         sample_in_batches(
-            SAMPLERS[name],
+            the_plan,
             _wobbly,
             seeds=seeds,
             shape=(1, 3, 3),
             batch_size=bs,
             alpha_bar=ALPHA_BAR,
-            timesteps=ts,
+            device="cpu",
             progress=False,
-            **kw,
         )
         for bs in (1, 3, 7)
     ]

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from difflab.cli.sampling_flags import add_sampling_arguments, plan_for, sample_config
+from difflab.cli.sampling_flags import add_sampling_arguments, sample_config
 
 log = logging.getLogger("difflab")
 
@@ -94,70 +94,60 @@ def load_images_target(target: Path):
     )
 
 
-def training_padding(trained) -> int:
-    """Pixels of padding the model was trained with on each side (0 for diffusers models)."""
-    return int(trained.meta.get("run_config", {}).get("data", {}).get("pad", 0))
-
-
-def sample_and_measure(trained, sample, evaluator, *, kid: bool, on_step=None) -> dict[str, Any]:
-    from difflab.data import crop_padding, to_uint8
-    from difflab.generation import generate_images, model_evaluations
-
-    plan = plan_for(sample, low=trained.low, high=trained.high)
-    start = time.perf_counter()
-    images = generate_images(
-        trained.model,
-        trained.schedule,
-        objective=trained.objective,
-        image_shape=trained.image_shape,
-        seeds=list(range(sample.seed, sample.seed + sample.n)),
-        plan=plan,
-        on_step=on_step,
-    )
-    seconds = time.perf_counter() - start
-    # The feature classifier sees images at their original size.
-    images = crop_padding(images, training_padding(trained))
-    result = measure(evaluator, to_uint8(images, trained.low, trained.high), kid=kid)
-    result.update(
-        sampler=sample.sampler,
-        steps=sample.steps,
-        eta=sample.eta if sample.sampler == "ddim" else None,
-        nfe=model_evaluations(plan, trained.schedule.n_steps),
-        sampling_seconds=round(seconds, 2),
-    )
-    return result
-
-
-def measure(evaluator, pixels, *, kid: bool) -> dict[str, Any]:
-    report = evaluator.evaluate(pixels, kid=kid)
-    if "kid_mean" in report:
-        report["kid"], report["kid_std"] = report.pop("kid_mean"), report["kid_std"]
-    for warning in report.get("warnings", []):
-        log.warning("%s", warning)
-    return report
-
-
 def output_dir(args: argparse.Namespace, target: Path) -> Path:
     if args.out:
         return Path(args.out)
     return (target if target.is_dir() else target.parent) / "eval"
 
 
+def _csv(text: str, kind: type, flag: str) -> list:
+    try:
+        values = [kind(x.strip()) for x in text.split(",") if x.strip()]
+    except ValueError as err:
+        raise ValueError(f"{flag}: cannot read {text!r} ({err})") from err
+    if not values:
+        raise ValueError(f"{flag}: give at least one value, e.g. {flag} 10,25")
+    return values
+
+
 def run(args: argparse.Namespace) -> int:
+    from difflab import evaluation
+
     target = Path(args.target)
     if not target.exists():
         raise FileNotFoundError(f"{target}: no such file or folder")
     sample = sample_config(args)
+    if args.sweep:
+        samplers = _csv(args.samplers, str, "--samplers")
+        steps_list = _csv(args.steps_list, int, "--steps-list")
+        if not is_model_target(target):
+            raise ValueError(f"--sweep needs a model (run folder or .safetensors), got {target}")
     start = time.perf_counter()
     evaluator = load_evaluator(args)
-    if args.sweep:
-        from difflab.cli.sweep import run_sweep
+    result: Any
+    if is_model_target(target):
+        from difflab.io.trained import load_trained
 
-        result: Any = run_sweep(args, target, sample, evaluator, output_dir(args, target))
-    elif is_model_target(target):
-        result = evaluate_model(args, target, sample, evaluator)
+        trained = load_trained(target)
+        kid = not args.no_kid
+        if args.sweep:
+            result = evaluation.sweep_samplers(
+                trained, sample, evaluator, samplers=samplers, steps_list=steps_list,
+                out=output_dir(args, target),
+            )  # fmt: skip
+        elif args.x0_fid_every:
+            result = evaluation.x0_fid_across_steps(
+                trained,
+                sample,
+                evaluator,
+                every=args.x0_fid_every,
+                out=output_dir(args, target),
+                kid=kid,
+            )
+        else:
+            result = evaluation.sample_and_measure(trained, sample, evaluator, kid=kid)
     else:
-        result = measure(evaluator, load_images_target(target), kid=not args.no_kid)
+        result = evaluation.measure(evaluator, load_images_target(target), kid=not args.no_kid)
     if isinstance(result, dict):
         result["seconds"] = round(time.perf_counter() - start, 2)
     if args.json:
@@ -172,46 +162,3 @@ def run(args: argparse.Namespace) -> int:
             result["n"],
         )
     return 0
-
-
-def evaluate_model(args, target: Path, sample, evaluator) -> dict[str, Any]:
-    from difflab.cli.experiment import load_trained
-
-    trained = load_trained(target)
-    tracker = None
-    if args.x0_fid_every:
-        from difflab.metrics.steps import X0FidTracker, every_nth_step
-        from difflab.samplers import timesteps_for
-
-        n_steps = len(
-            timesteps_for(
-                sample.sampler,
-                trained.schedule.n_steps,
-                sample.steps,
-                alpha_bar=trained.schedule.alpha_bar,
-            )
-        )
-        tracker = X0FidTracker(evaluator, every_nth_step(n_steps, args.x0_fid_every))
-    on_step = tracker and _cropping_on_step(tracker, training_padding(trained))
-    result = sample_and_measure(trained, sample, evaluator, kid=not args.no_kid, on_step=on_step)
-    if tracker is not None:
-        out = output_dir(args, target)
-        out.mkdir(parents=True, exist_ok=True)
-        rows = tracker.results()
-        (out / "x0_fid.json").write_text(json.dumps(rows, indent=2))
-        result["x0_fid"] = {
-            "json": str(out / "x0_fid.json"),
-            "plot": str(tracker.plot(out / "x0_fid.png", rows=rows)),
-        }
-    return result
-
-
-def _cropping_on_step(on_step, pad: int):
-    """Hands `on_step` each step's x0_hat with the training padding cropped off."""
-    if not pad:
-        return on_step
-    from dataclasses import replace
-
-    from difflab.data import crop_padding
-
-    return lambda info: on_step(replace(info, x0_hat=crop_padding(info.x0_hat, pad)))

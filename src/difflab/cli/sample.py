@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from difflab.cli.sampling_flags import add_sampling_arguments, plan_for, sample_config
+from difflab.cli.sampling_flags import add_sampling_arguments, sample_config
 
 log = logging.getLogger("difflab")
 
@@ -31,8 +31,8 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
         "--out",
         metavar="PATH",
         help="output path without extension "
-        "(default: RUN_DIR/samples/<sampler>-<steps>steps-seed<seed>, or "
-        "<sampler>-<skip>-seed<seed> for ddpm_skip)",
+        "(default: RUN_DIR/samples/<sampler>-<its options>-seed<seed>, e.g. "
+        "ddim-25steps-eta1-seed0 or ddpm_skip-every_third-seed0)",
     )
     parser.add_argument(
         "--trajectory",
@@ -46,21 +46,26 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
 
 
 def default_out(model_path: Path, sample) -> Path:
+    """RUN/samples/<sampler>-<what sets its budget>-seed<seed> (or beside a model file)."""
+    from difflab.samplers import sampler_spec
+
     folder = model_path / "samples" if model_path.is_dir() else model_path.parent
-    # ddpm_skip's model calls come from its skip schedule, not from steps: name that instead
-    budget = sample.skip if sample.sampler == "ddpm_skip" else f"{sample.steps}steps"
-    return folder / f"{sample.sampler}-{budget}-seed{sample.seed}"
+    # every option the sampler reads is in the name, so eta 0 and eta 1 do not overwrite each other
+    label = {"steps": "{}steps", "eta": "eta{:g}", "skip": "{}"}
+    settings = sampler_spec(sample.sampler).settings(sample)
+    parts = [label[name].format(value) for name, value in settings.items()]
+    return folder / "-".join([sample.sampler, *parts, f"seed{sample.seed}"])
 
 
 def run(args: argparse.Namespace) -> int:
-    from difflab.cli.experiment import load_trained
     from difflab.data import to_uint8
-    from difflab.generation import generate_images, model_evaluations
+    from difflab.generation import generate_images, sampling_plan
     from difflab.io.images import save_grid, save_samples_npz, save_trajectory
+    from difflab.io.trained import load_trained
+    from difflab.samplers import sampler_spec
 
     sample = sample_config(args)
-    trained = load_trained(args.model)
-    plan = plan_for(sample, low=trained.low, high=trained.high, bf16=not args.no_bf16)
+    trained = load_trained(existing_model_path(args.model))
     trajectory: list = []
 
     def record(info) -> None:
@@ -68,13 +73,7 @@ def run(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     images = generate_images(
-        trained.model,
-        trained.schedule,
-        objective=trained.objective,
-        image_shape=trained.image_shape,
-        seeds=list(range(sample.seed, sample.seed + sample.n)),
-        plan=plan,
-        on_step=record if args.trajectory else None,
+        trained, sample, bf16=not args.no_bf16, on_step=record if args.trajectory else None
     )
     seconds = time.perf_counter() - start
     out = Path(args.out) if args.out else default_out(Path(args.model), sample)
@@ -87,8 +86,8 @@ def run(args: argparse.Namespace) -> int:
         "n": sample.n,
         "sampler": sample.sampler,
         "steps": sample.steps,
-        **({"skip": sample.skip} if sample.sampler == "ddpm_skip" else {}),
-        "nfe": model_evaluations(plan, trained.schedule.n_steps),
+        **sampler_spec(sample.sampler).settings(sample),
+        "nfe": sampling_plan(trained, sample).evaluations,
         "seconds": round(seconds, 2),
         "images_per_s": round(sample.n / seconds, 2),
     }
@@ -104,3 +103,14 @@ def run(args: argparse.Namespace) -> int:
     else:
         log.info("wrote %s and %s (%.1f images/s)", grid, npz, summary["images_per_s"])
     return 0
+
+
+def existing_model_path(path: str) -> Path:
+    """The model argument, or a one-line error saying that it does not exist."""
+    target = Path(path)
+    if not target.exists():
+        raise FileNotFoundError(
+            f"{target}: no such run folder or model file (give a run folder such as "
+            "runs/00001-..., or a model.safetensors beside its model.json)"
+        )
+    return target

@@ -35,33 +35,22 @@ def sample_config(args: argparse.Namespace) -> SampleConfig:
         for f in dataclasses.fields(SampleConfig)
     }
     try:
-        return SampleConfig(**values)
+        sample = SampleConfig(**values)
     except ValueError as err:
         raise ValueError(str(err).replace("--sample.", "--")) from err
+    warn_if_steps_ignored(sample)
+    return sample
 
 
 def warn_if_steps_ignored(sample: SampleConfig) -> None:
-    """ddpm_skip's model calls come from its skip schedule: say so when steps was changed."""
+    """A sampler that does not read `steps` (ddpm_skip: its skip schedule sets the model
+    calls) says so when steps was changed from its default."""
+    from difflab.samplers import sampler_spec
+
     default_steps = next(f.default for f in dataclasses.fields(SampleConfig) if f.name == "steps")
-    if sample.sampler == "ddpm_skip" and sample.steps != default_steps:
+    spec = sampler_spec(sample.sampler)
+    if "steps" not in spec.reads and sample.steps != default_steps:
         log.warning(
-            "ddpm_skip ignores steps=%d: the skip schedule %r sets its model calls "
-            "(choose it with --sample.skip, or --skip in `difflab sample`)",
-            sample.steps, sample.skip,
+            "%s ignores --steps %d; it reads %s",
+            sample.sampler, sample.steps, ", ".join(f"--{name}" for name in spec.reads),
         )  # fmt: skip
-
-
-def plan_for(sample: SampleConfig, *, low: float, high: float, bf16: bool = True):
-    """The SamplingPlan of a SampleConfig, for data in [low, high]."""
-    from difflab.generation import SamplingPlan
-
-    warn_if_steps_ignored(sample)
-    return SamplingPlan(
-        sampler=sample.sampler,
-        steps=sample.steps,
-        skip=sample.skip,
-        eta=sample.eta,
-        batch_size=sample.batch_size,
-        clip_x0=(low, high) if sample.clip_x0 else None,
-        bf16=bf16,
-    )

@@ -44,36 +44,6 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     parser.set_defaults(handler=run)
 
 
-def start_run(config) -> Path:
-    from difflab.config import config_to_dict
-    from difflab.tracking.run_folder import create_run_folder
-
-    return create_run_folder(
-        config.runs_dir,
-        config_to_dict(config),
-        dataset=config.data.dataset,
-        preset=config.model.preset,
-        name=config.name,
-    )
-
-
-def start_run_once(config) -> Path:
-    """The run folder, made by the main process only and shared with the others.
-
-    Under `accelerate launch`/torchrun every rank runs this command; two folders would split
-    one run in two. `process_rank` brings the process group up before the broadcast.
-    """
-    from difflab.training import process_rank
-
-    rank, world_size = process_rank()
-    if world_size == 1:
-        return start_run(config)
-    from accelerate.utils import broadcast_object_list
-
-    shared = [str(start_run(config)) if rank == 0 else None]
-    return Path(broadcast_object_list(shared, from_process=0)[0])
-
-
 def report_summary(summary: dict, run_dir: Path, *, as_json: bool) -> int:
     """Print the summary (main process only); exit 1 when the loss went non-finite."""
     from difflab.training import process_rank
@@ -84,22 +54,13 @@ def report_summary(summary: dict, run_dir: Path, *, as_json: bool) -> int:
         json.dump(summary, sys.stdout, indent=2)
         print()
     if summary["stop_reason"] == "nonfinite":
+        from difflab.experiment import nonfinite_message
+
         log.error("%s", nonfinite_message(summary))
         return 1
     if summary["finished"]:
         log.info("done: %s (%d steps in %.0f s)", run_dir, summary["steps"], summary["seconds"])
     return 0  # stopped by a signal: the checkpoint is saved and --resume continues
-
-
-def nonfinite_message(summary: dict) -> str:
-    checkpoint = summary["last_checkpoint"]
-    where = f"the last good checkpoint is {checkpoint}" if checkpoint else "no checkpoint was saved"
-    # --resume keeps the run's config, so it only helps when the blow-up was a fluke
-    return (
-        f"training stopped at step {summary['steps']}: the loss or gradients stayed non-finite "
-        f"(see --train.max-nonfinite); no model was saved; {where}. Train again with a lower "
-        f"--train.lr, or continue from it unchanged: difflab train --resume {summary['run_dir']}"
-    )
 
 
 def resume_config(run_dir: Path, args: argparse.Namespace):
@@ -124,10 +85,10 @@ def resume_config(run_dir: Path, args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from difflab.cli.experiment import train_experiment
+    from difflab.experiment import start_run_once, train_experiment
 
     if args.lr_find:
-        from difflab.cli.experiment import find_learning_rate
+        from difflab.experiment import find_learning_rate
 
         found = find_learning_rate(resolve_config(args))
         json.dump(found if args.json else {"suggestion": found["suggestion"]}, sys.stdout)

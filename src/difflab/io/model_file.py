@@ -63,10 +63,17 @@ def load_model_file(
         meta = json.loads(meta_path.read_text())
     except json.JSONDecodeError as err:
         raise ValueError(f"{meta_path}: not valid JSON ({err})") from err
+    if not isinstance(meta, dict):
+        raise ValueError(f"{meta_path}: expected a JSON object")
     expected = meta.get("weights_sha256")
     if verify and expected and sha256_file(weights) != expected:
         raise ValueError(
             f"{weights}: sha256 does not match {meta_path.name}; the file changed "
             "or is damaged. Re-export it or pass the matching model.json."
         )
-    return load_file(str(weights)), meta
+    try:  # without a recorded hash, safetensors still checks its header against the file size
+        return load_file(str(weights)), meta
+    except Exception as err:  # safetensors raises its own SafetensorError type
+        raise ValueError(
+            f"{weights}: not a readable safetensors file ({err}); it is truncated or damaged"
+        ) from err

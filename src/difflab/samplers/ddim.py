@@ -46,9 +46,11 @@ def sample_ddim(
     generator: Generators = None,
     on_step: StepCallback | None = None,
     clip_x0: tuple[float, float] | None = None,
-    eta: float = 0.0,
+    eta: float,
 ) -> Tensor:
     """DDIM (Song, Meng & Ermon 2021, eqs. 12 and 16). eta=0 deterministic, eta=1 ~ DDPM.
+
+    eta has no default here: its one default is SampleConfig.eta (difflab.config).
 
     After the last timestep alpha_bar_prev = 1, so the result is the last x0 prediction.
     With clip_x0, eps is re-derived from the clipped x0 so that the step stays consistent

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from difflab.samplers.base import NoisePredictor, Sampler, Timesteps, draw_noise
+from difflab.samplers.base import NoisePredictor, StepCallback, draw_noise
+from difflab.samplers.registry import SamplingPlan
 
 
 def image_generators(
@@ -41,24 +41,26 @@ def initial_noise(
 
 
 def sample_in_batches(
-    sampler: Sampler,
+    plan: SamplingPlan,
     predict_noise: NoisePredictor,
     *,
     seeds: Sequence[int],
     shape: Sequence[int],
     batch_size: int,
     alpha_bar: Tensor,
-    timesteps: Timesteps,
-    device: torch.device | str = "cpu",
+    device: torch.device | str,
     dtype: torch.dtype = torch.float32,
     progress: bool = True,
-    **sampler_kw: Any,
+    on_step: StepCallback | None = None,
+    clip_x0: tuple[float, float] | None = None,
 ) -> Tensor:
-    """Draw len(seeds) images with `sampler`, batch_size at a time; returns (N, *shape) on the CPU.
+    """Draw len(seeds) images with `plan`, batch_size at a time; returns (N, *shape) on the CPU.
 
-    Image k's initial noise and every per-step noise come from a generator seeded with
-    seeds[k], so image k is identical whatever batch_size is (up to float reduction order
-    inside the model, which can depend on the batch size on some backends).
+    `device` has no default: the noise is drawn where the network runs (a default of "cpu"
+    once left a GPU model fed with CPU noise). Image k's initial noise and every per-step noise
+    come from a generator seeded with seeds[k], so image k is identical whatever batch_size is
+    (up to float reduction order inside the model, which can depend on the batch size on some
+    backends).
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1 (--sample.batch-size), got {batch_size}")
@@ -69,7 +71,9 @@ def sample_in_batches(
         for start in range(0, len(seeds), batch_size):
             gens = image_generators(seeds[start : start + batch_size], device=device)
             x_T = initial_noise(gens, shape, dtype=dtype)
-            x0 = sampler(predict_noise, x_T, alpha_bar, timesteps, generator=gens, **sampler_kw)
+            x0 = plan.run(
+                predict_noise, x_T, alpha_bar, generator=gens, on_step=on_step, clip_x0=clip_x0
+            )
             outputs.append(x0.cpu())
             bar.update(len(gens))
     return torch.cat(outputs)

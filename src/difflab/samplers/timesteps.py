@@ -108,32 +108,3 @@ def skip_model_steps(skip: str, n_train_steps: int) -> Tensor:
     if skip not in SKIP_SCHEDULES:
         raise ValueError(f"--sample.skip: {skip!r} is not one of {', '.join(SKIP_SCHEDULES)}")
     return SKIP_SCHEDULES[skip](n_train_steps)
-
-
-def timesteps_for(
-    sampler_name: str, n_train_steps: int, steps: int, *, alpha_bar: Tensor | None = None
-) -> Tensor:
-    """A sensible default for a sampler with a budget of `steps` model evaluations.
-
-    ddpm, ddim: trailing spacing (starts at T-1). ddpm_skip: the full chain (its model calls
-    are set by `skip_model_steps`, not by `steps`). euler, dpmpp_2m: Karras rho=7 sigmas (needs
-    alpha_bar) from sigma_max = min(80, table max) (EDM's sigma_max: schedules such as the
-    clipped cosine reach sigma ~ 2e4 at T-1 and would waste steps there). heun: the same with
-    (steps+1)//2 timesteps, i.e. 2N-1 <= steps model evaluations.
-    """
-    if sampler_name == "ddpm_skip":
-        return full_chain(n_train_steps)
-    if sampler_name in ("ddpm", "ddim"):
-        return trailing_timesteps(n_train_steps, steps)
-    if sampler_name in ("euler", "heun", "dpmpp_2m"):
-        if alpha_bar is None or alpha_bar.shape[0] != n_train_steps:
-            raise ValueError(
-                f"{sampler_name} uses Karras sigmas: pass alpha_bar=schedule.alpha_bar "
-                f"with {n_train_steps} entries"
-            )
-        n = (steps + 1) // 2 if sampler_name == "heun" else steps
-        return karras_timesteps(alpha_bar, n, sigma_max=EDM_SIGMA_MAX)
-    raise ValueError(
-        f"unknown sampler {sampler_name!r}: choose ddpm, ddpm_skip, ddim, euler, heun "
-        "or dpmpp_2m (--sample.sampler)"
-    )

@@ -14,8 +14,7 @@ from difflab.training.callback import Callback
 from difflab.training.standard import eval_model
 
 if TYPE_CHECKING:  # pragma: no cover
-    from difflab.diffusion import Schedule
-    from difflab.generation import SamplingPlan
+    from difflab.config import RunConfig
     from difflab.training.learner import Learner
 
 log = logging.getLogger("difflab.training")
@@ -41,57 +40,33 @@ class _EveryNEpochs(Callback):
         raise NotImplementedError
 
 
-class DiffusionSampling:
-    """What both callbacks need to draw images from the model being trained."""
+def sample_images(learn: Learner, config: RunConfig, image_shape, n: int, seed: int):
+    """n images from the EMA weights (seeds seed + k), sampled as config.sample says, at the
+    data's original size: the feature classifier and the grids see what the dataset holds."""
+    from difflab.generation import generate_images
+    from difflab.io.trained import trained_model
 
-    def __init__(
-        self,
-        *,
-        schedule: Schedule,
-        objective: str,
-        image_shape: tuple[int, int, int],
-        plan: SamplingPlan,
-        low: float,
-        high: float,
-        pad: int = 0,
-    ):
-        self.schedule, self.objective, self.image_shape = schedule, objective, image_shape
-        self.plan, self.low, self.high, self.pad = plan, low, high, pad
-
-    def images(self, learn: Learner, n: int, seed: int = 0):
-        """n images at the data's original size: training padding is cropped (the feature
-        classifier and the grids see what the dataset holds)."""
-        from difflab.data import crop_padding
-        from difflab.generation import generate_images
-
-        images = generate_images(
-            eval_model(learn),
-            self.schedule,
-            objective=self.objective,
-            image_shape=self.image_shape,
-            seeds=list(range(seed, seed + n)),
-            plan=self.plan,
-            progress=False,
-        )
-        return crop_padding(images, self.pad)
+    trained = trained_model(eval_model(learn), config, image_shape)
+    bf16 = config.train.mixed_precision == "bf16"
+    seeds = range(seed, seed + n)
+    return generate_images(trained, config.sample, seeds=seeds, bf16=bf16, progress=False)
 
 
 class SampleGridCB(_EveryNEpochs):
     """Writes `<folder>/epoch_NNN.png` (n images, fixed seeds) and reports it as an image."""
 
     def __init__(
-        self, sampling: DiffusionSampling, folder: str | Path, *, every: int = 1, n: int = 64
+        self, config: RunConfig, image_shape, folder: str | Path, *, every: int = 1, n: int = 64
     ):
         super().__init__(every)
-        self.sampling, self.folder, self.n = sampling, Path(folder), n
+        self.config, self.image_shape, self.folder, self.n = config, image_shape, Path(folder), n
 
     def on_epoch_end(self, learn: Learner) -> None:
         from difflab.data import to_uint8
         from difflab.io.images import save_grid
 
-        images = to_uint8(
-            self.sampling.images(learn, self.n), self.sampling.low, self.sampling.high
-        )
+        images = sample_images(learn, self.config, self.image_shape, self.n, seed=0)
+        images = to_uint8(images, self.config.data.low, self.config.data.high)
         path = self.folder / f"epoch_{learn.epoch + 1:03d}.png"
         save_grid(images, path, scale=2)
         learn.report_file("samples", path, "image")
@@ -101,13 +76,13 @@ class EvalCB(_EveryNEpochs):
     """Reports `fid` (and `fid_floor`) of n samples against the evaluator's reference."""
 
     def __init__(
-        self, sampling: DiffusionSampling, evaluator: Any, *, every: int = 1, n: int = 512
+        self, config: RunConfig, image_shape, evaluator: Any, *, every: int = 1, n: int = 512
     ):
         super().__init__(every)
-        self.sampling, self.evaluator, self.n = sampling, evaluator, n
+        self.config, self.image_shape, self.evaluator, self.n = config, image_shape, evaluator, n
 
     def on_epoch_end(self, learn: Learner) -> None:
-        images = self.sampling.images(learn, self.n, seed=10_000)
+        images = sample_images(learn, self.config, self.image_shape, self.n, seed=10_000)
         result = self.evaluator.fid(images).to_dict()
         log.info(
             "epoch %d: FID %.3f (real-data floor %s) at n=%d",

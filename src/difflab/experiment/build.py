@@ -1,0 +1,135 @@
+"""Config names become objects here: data, the network, the objective, a Learner and its callbacks."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from difflab.config import RunConfig, config_to_dict
+from difflab.io.trained import build_schedule
+
+# Datasets whose own test split validates the training loss (an image folder has none).
+_WITH_TEST_SPLIT = ("fashion_mnist", "mnist", "cifar10")
+
+
+def build_data(config: RunConfig, *, rank: int = 0, world_size: int = 1, validate: bool = True):
+    """(train batches, validation batches or None, image shape (C, H, W) with padding)."""
+    from difflab.data import InMemoryBatches, load_images
+
+    d, t = config.data, config.train
+    train = load_images(d.dataset, "train", root=d.root)
+    images, labels = train.images, train.labels
+    if d.limit is not None:
+        images, labels = images[: d.limit], labels[: d.limit]
+    common = {"low": d.low, "high": d.high, "pad": d.pad, "rank": rank, "world_size": world_size}
+    train_batches = InMemoryBatches(
+        images, labels, batch_size=t.batch_size, shuffle=True, seed=t.seed, drop_last=True,
+        **common,
+    )  # fmt: skip
+    valid_batches = None
+    if validate and d.dataset in _WITH_TEST_SPLIT:
+        test = load_images(d.dataset, "test", root=d.root)
+        n_valid = min(len(test.images), max(1024, (d.limit or 0) // 6))
+        valid_batches = InMemoryBatches(
+            test.images[:n_valid], test.labels[:n_valid], batch_size=512, shuffle=False,
+            drop_last=False, **common,
+        )  # fmt: skip
+    c, h, w = images.shape[1:]
+    return train_batches, valid_batches, (int(c), int(h + 2 * d.pad), int(w + 2 * d.pad))
+
+
+def build_model(config: RunConfig, image_shape: tuple[int, int, int]) -> torch.nn.Module:
+    """difflab's UNet preset, or diffusers' UNet2DModel through the same forward(x_t, t)."""
+    if config.model.preset == "diffusers":
+        from difflab.models.diffusers_adapter import build_diffusers_unet
+
+        return build_diffusers_unet(sample_size=image_shape[1], in_channels=image_shape[0])
+    from difflab.models import build_unet
+
+    return build_unet(config.model.preset, in_channels=image_shape[0], dropout=config.model.dropout)
+
+
+def build_objective(config: RunConfig):
+    """How a batch becomes a loss: the configured parameterisation and loss weighting."""
+    from difflab.diffusion import make_objective
+
+    d = config.diffusion
+    return make_objective(
+        build_schedule(config), objective=d.objective, min_snr_gamma=d.min_snr_gamma
+    )
+
+
+def recipe_callbacks(config: RunConfig, run_dir: Path, *, progress: bool) -> list:
+    """The training recipe's callbacks: device/precision, LR schedule (by the clock under
+    --train.minutes), clipping, non-finite guard, EMA, checkpoints and progress."""
+    from difflab.training import standard_callbacks
+    from difflab.training.callbacks import ProgressCB
+    from difflab.training.callbacks.budget import with_budget
+
+    t = config.train
+    callbacks = standard_callbacks(
+        mixed_precision=t.mixed_precision, lr_schedule=t.lr_schedule, warmup=t.warmup,
+        grad_clip=t.grad_clip, ema_decay=t.ema_decay, checkpoint_every=t.checkpoint_every,
+        max_nonfinite=t.max_nonfinite, progress=False, run_dir=run_dir,
+    )  # fmt: skip
+    if t.minutes:
+        callbacks = with_budget(callbacks, t.minutes * 60)
+    # progress=False still logs plain progress lines; it only turns the bars off
+    return [*callbacks, ProgressCB(tty=None if progress else False)]
+
+
+def sampling_callbacks(config: RunConfig, run_dir: Path, image_shape) -> list:
+    """A sample grid every --train.sample-every epochs, FID every --train.eval-every epochs."""
+    from difflab.training.callbacks.diffusion import EvalCB, SampleGridCB
+
+    t = config.train
+    callbacks: list = []
+    if t.sample_every:
+        callbacks.append(
+            SampleGridCB(config, image_shape, run_dir / "samples", every=t.sample_every)
+        )
+    if t.eval_every:
+        from difflab.metrics.shipped import load_shipped_evaluator
+
+        evaluator = load_shipped_evaluator(data_root=config.data.root)
+        callbacks.append(EvalCB(config, image_shape, evaluator, every=t.eval_every, n=t.eval_n))
+    return callbacks
+
+
+def build_learner(
+    config: RunConfig,
+    run_dir: Path,
+    *,
+    callbacks: Sequence = (),
+    rank: int = 0,
+    world_size: int = 1,
+    validate: bool = True,
+    progress: bool = True,
+) -> tuple[Any, tuple[int, int, int]]:
+    """(Learner, image shape) for `config`: data, network (seeded by --train.seed), objective,
+    AdamW, the recipe's callbacks, sample grids / FID as configured, then `callbacks`."""
+    from difflab.training import Learner
+
+    t = config.train
+    torch.manual_seed(t.seed)  # the weights' initialisation follows the seed
+    train_batches, valid_batches, image_shape = build_data(
+        config, rank=rank, world_size=world_size, validate=validate
+    )
+    model = build_model(config, image_shape)
+    if world_size > 1:  # same weights on every rank (above), but each rank its own noise
+        torch.manual_seed(t.seed + rank)
+    if t.compile:
+        model.compile()  # in place: state_dict keys stay those of the plain module
+    every = recipe_callbacks(config, run_dir, progress=progress)
+    every += sampling_callbacks(config, run_dir, image_shape)
+    optimizer = partial(torch.optim.AdamW, weight_decay=t.weight_decay, foreach=True)
+    learn = Learner(
+        model, train_batches, build_objective(config), valid_data=valid_batches, lr=t.lr,
+        optimizer=optimizer, callbacks=[*every, *callbacks], run_dir=run_dir,
+        config=config_to_dict(config),
+    )  # fmt: skip
+    return learn, image_shape

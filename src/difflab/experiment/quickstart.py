@@ -1,0 +1,61 @@
+"""The main job in one call: train -> a sample grid -> FID/KID against the real-data floor."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from difflab.config import RunConfig
+from difflab.experiment.train import nonfinite_message, start_run_once, train_experiment
+
+log = logging.getLogger("difflab")
+
+GRID_SEEDS = range(64)
+
+
+def quickstart(config: RunConfig, *, progress: bool = True) -> tuple[int, dict[str, Any] | None]:
+    """(exit code, report): 0 with the report (also in RUN/eval.json) when all three steps ran;
+    1 when the loss went non-finite; 130 when training was interrupted (resumable).
+    Other ranks under `accelerate launch` share the training and return (0, None)."""
+    from difflab.evaluation import sample_and_measure
+    from difflab.io.trained import load_trained
+    from difflab.metrics.shipped import load_shipped_evaluator
+    from difflab.training import process_rank
+
+    evaluator = load_shipped_evaluator(data_root=config.data.root)  # fail early, not after training
+    run_dir = start_run_once(config)  # one folder, also under accelerate launch / torchrun
+    log.info("1/3 training -> %s", run_dir)
+    summary = train_experiment(config, run_dir, progress=progress)
+    if process_rank()[0] != 0:
+        return 0, None  # training was shared; sampling and evaluation are the main process's
+    if summary["stop_reason"] == "nonfinite":
+        log.error("%s", nonfinite_message(summary))
+        return 1, None  # nothing to sample from: say so instead of failing to load the model
+    if not summary["finished"]:
+        return 130, None  # interrupted: the checkpoint is saved, `difflab train --resume` continues
+    trained = load_trained(run_dir)
+    bf16 = config.train.mixed_precision == "bf16"
+    log.info("2/3 sampling a grid with %s, %d steps", config.sample.sampler, config.sample.steps)
+    grid = _save_grid(trained, config, run_dir, bf16=bf16)
+    log.info("3/3 evaluating %d samples", config.eval.n)
+    start = time.perf_counter()
+    sample = dataclasses.replace(config.sample, n=config.eval.n)
+    result = sample_and_measure(trained, sample, evaluator, kid=True)
+    result["eval_seconds"] = round(time.perf_counter() - start, 1)
+    report = {"run_dir": str(run_dir), "grid": str(grid), "train": summary, "eval": result}
+    (run_dir / "eval.json").write_text(json.dumps(report, indent=2))
+    return 0, report
+
+
+def _save_grid(trained, config: RunConfig, run_dir: Path, *, bf16: bool) -> Path:
+    from difflab.data import to_uint8
+    from difflab.generation import generate_images
+    from difflab.io.images import save_grid
+
+    images = generate_images(trained, config.sample, seeds=GRID_SEEDS, bf16=bf16)
+    pixels = to_uint8(images, trained.low, trained.high)
+    return save_grid(pixels, run_dir / "samples" / "final.png", scale=2)

@@ -1,0 +1,133 @@
+"""A trained diffusion model as a file: what `model.json` records, how to save and load it.
+
+Format "difflab-model/1": `model.safetensors` (EMA weights) beside `model.json` holding
+`unet` (the architecture, with its `kind`), `image_shape` (C, H, W) as trained, `run_config`
+(the resolved RunConfig: schedule, objective, data range, padding) and `weights_sha256`.
+Every field is checked before use, and a bad one is named in a one-line error.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from difflab.config import RunConfig, config_from_dict, config_to_dict
+from difflab.diffusion import Schedule, schedule_from_config
+from difflab.io.model_file import load_model_file, save_model
+
+MODEL_FORMAT = "difflab-model/1"
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    """A network ready to sample from, with what it needs to know about its data.
+
+    image_shape is the shape the network sees (padding included); `pad` pixels on each side
+    are cropped before images are shown or measured.
+    """
+
+    model: torch.nn.Module
+    schedule: Schedule
+    objective: str
+    image_shape: tuple[int, int, int]
+    low: float
+    high: float
+    pad: int = 0
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+
+def build_schedule(config: RunConfig) -> Schedule:
+    d = config.diffusion
+    return schedule_from_config(d.schedule, d.n_steps, d.beta_min, d.beta_max)
+
+
+def trained_model(
+    model: torch.nn.Module, config: RunConfig, image_shape, *, meta: dict | None = None
+) -> TrainedModel:
+    """The TrainedModel of a network trained with `config` (also mid-training, for grids)."""
+    d = config.data
+    return TrainedModel(
+        model, build_schedule(config), config.diffusion.objective, tuple(image_shape),
+        d.low, d.high, d.pad, dict(meta or {}),
+    )  # fmt: skip
+
+
+def model_meta(config: RunConfig, model: torch.nn.Module, image_shape: tuple[int, ...]) -> dict:
+    """What model.json records: enough to rebuild the network and sample from it."""
+    return {
+        "format": MODEL_FORMAT,
+        "unet": model.config(),
+        "image_shape": list(image_shape),
+        "run_config": config_to_dict(config),
+    }
+
+
+def save_trained(
+    folder: Path, model: torch.nn.Module, config: RunConfig, image_shape: tuple[int, ...]
+) -> Path:
+    """model.safetensors + model.json into `folder`; returns the weights' path."""
+    return save_model(folder, model.state_dict(), model_meta(config, model, image_shape))
+
+
+def model_from_config(config: dict[str, Any]) -> torch.nn.Module:
+    """Rebuild an architecture recorded in model.json (its `kind` says which class)."""
+    from difflab.models import UNet
+    from difflab.models.unet import CONFIG_KIND
+
+    if config.get("kind") == CONFIG_KIND:
+        return UNet.from_config(config)
+    from difflab.models.diffusers_adapter import CONFIG_KIND as DIFFUSERS_KIND
+    from difflab.models.diffusers_adapter import DiffusersUNet
+
+    if config.get("kind") == DIFFUSERS_KIND:
+        return DiffusersUNet.from_config(config)
+    raise ValueError(f"kind {config.get('kind')!r} is not one of {CONFIG_KIND}, {DIFFUSERS_KIND}")
+
+
+def load_trained(path: str | Path, *, device: str | torch.device = "cpu") -> TrainedModel:
+    """A run folder or model.safetensors (with its model.json) -> a TrainedModel in eval mode."""
+    state, meta = load_model_file(path)
+    where = f"{path}: model.json"
+    _check_meta(meta, where)
+    try:
+        config = config_from_dict(meta["run_config"])
+    except (ValueError, TypeError, KeyError) as err:
+        raise ValueError(f"{where}: run_config is not a valid run config ({err})") from err
+    try:
+        model = model_from_config(meta["unet"])
+    except (ValueError, TypeError, KeyError) as err:
+        raise ValueError(f"{where}: field 'unet' does not describe a network ({err})") from err
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as err:
+        first = str(err).strip().splitlines()[1:2] or [str(err)]
+        raise ValueError(
+            f"{where}: the weights do not fit the architecture in 'unet' ({first[0].strip()}); "
+            "was model.json edited or paired with another model's weights?"
+        ) from err
+    trained = trained_model(model, config, meta["image_shape"], meta=meta)
+    model.to(device).eval()
+    return trained
+
+
+def _check_meta(meta: dict[str, Any], where: str) -> None:
+    """One-line errors for a model.json that lacks a field or holds the wrong type."""
+    if not isinstance(meta, dict):
+        raise ValueError(f"{where}: expected a JSON object")
+    if meta.get("format") != MODEL_FORMAT:
+        raise ValueError(f"{where}: format is {meta.get('format')!r}, expected {MODEL_FORMAT!r}")
+    for key, kind in (("unet", dict), ("run_config", dict), ("image_shape", list)):
+        if key not in meta:
+            raise ValueError(f"{where}: field {key!r} is missing; re-export the model")
+        if not isinstance(meta[key], kind):
+            raise ValueError(f"{where}: field {key!r} must be a JSON {kind.__name__}")
+    shape = meta["image_shape"]
+    if len(shape) != 3 or not all(isinstance(n, int) and n > 0 for n in shape):
+        raise ValueError(f"{where}: field 'image_shape' must be [C, H, W], got {shape!r}")
