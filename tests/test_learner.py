@@ -8,7 +8,7 @@ import math
 
 import pytest
 import torch
-from test_resume_worker import denoise_objective, make_data, make_model
+from resume_worker import denoise_objective, make_data, make_model
 from torch import nn
 
 from difflab.training import (
