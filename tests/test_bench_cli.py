@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 
 import numpy as np
 import pytest
@@ -15,8 +14,9 @@ from difflab.bench.peer import PeerLRSchedule
 from difflab.bench.ratios import unet_ratios
 from difflab.bench.suite import BENCHMARKS, SIZES, benchmarks_dir, parse_json_output, select
 from difflab.cli.main import main
+from difflab.training import find_callback
 from difflab.training.callback import Callback
-from difflab.training.callbacks.budget import BudgetLRSchedule, WallClockBudget
+from difflab.training.callbacks.budget import WallClockBudget, with_budget
 
 
 def test_help_lists_every_benchmark(capsys):
@@ -122,11 +122,25 @@ def test_peer_warmup_ends_at_a_tenth_of_a_short_budget():
     assert ours.factor(30, 0.55) == pytest.approx(0.5)  # cosine half way through the rest
 
 
-class _SlowBatches(Callback):
-    """Every batch takes 20 ms, so the budget, not the data, ends the fit."""
+class _FakeClock:
+    """A perf_counter that moves only when told: `tick` seconds after every batch."""
+
+    def __init__(self, tick: float):
+        self.now, self.tick = 1000.0, tick
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class _TickAfterBatch(Callback):
+    """Each batch takes `clock.tick` seconds of the fake clock, before the guard looks."""
+
+    def __init__(self, clock: _FakeClock):
+        self.clock = clock
 
     def after_batch(self, learn):
-        time.sleep(0.02)
+        if learn.training:
+            self.clock.now += self.clock.tick
 
 
 class _RecordFitEnd(Callback):
@@ -152,36 +166,40 @@ class _RecordLR(Callback):
 
 
 def test_wall_clock_budget_stops_training_and_drives_one_cycle():
+    """A 1 s budget at 1/16 s per batch (a fake clock): 16 batches, one whole one-cycle."""
     from difflab.data import InMemoryBatches
     from difflab.training import Learner
-    from difflab.training.callbacks.schedule import LRScheduleCB
+    from difflab.training.callbacks.budget import RESOLUTION
+    from difflab.training.callbacks.schedule import LRScheduleCB, onecycle_lr, onecycle_momentum
 
     images = np.random.default_rng(0).integers(0, 256, (400, 1, 8, 8), np.uint8)
-    data = InMemoryBatches(images, batch_size=4)
+    data = InMemoryBatches(images, batch_size=4)  # 100 batches per epoch
     model = torch.nn.Conv2d(1, 1, 3, padding=1)
 
     def objective(model, batch):
         return model(batch[0]).square().mean()
 
-    guard = WallClockBudget(0.5)
-    schedule = BudgetLRSchedule(LRScheduleCB("onecycle", warmup=0.2), guard)
-    record = _RecordLR()
-    ended = _RecordFitEnd()
-    callbacks = [schedule, record, _SlowBatches(), ended, guard]
+    clock = _FakeClock(tick=1 / 16)  # exact in binary: the 16th batch ends at exactly 1 s
+    record, ended = _RecordLR(), _RecordFitEnd()
+    callbacks = with_budget([LRScheduleCB("onecycle", warmup=0.2)], 1.0, clock=clock)
+    callbacks += [record, _TickAfterBatch(clock), ended]
     learn = Learner(model, data, objective, lr=1e-2, callbacks=callbacks)
-    start = time.perf_counter()
     learn.fit(3)
-    elapsed = time.perf_counter() - start
-    assert guard.stopped
-    assert 5 <= learn.step < len(data)  # stopped inside the first epoch
+    guard = find_callback(learn, WallClockBudget)
+    assert guard.stopped and learn.step == 16  # stopped by the budget inside the first epoch
     # ended normally, not cancelled: the epoch's after_epoch and after_fit still ran
     assert ended.events == ["after_epoch", "after_fit"]
-    assert 0.5 <= elapsed < 5.0
-    lrs = record.lrs
-    assert lrs[0] == pytest.approx(1e-2 / 25, rel=0.05)  # one-cycle starts at max_lr / 25
-    assert max(lrs) > 0.7e-2 and lrs.index(max(lrs)) not in (0, len(lrs) - 1)
-    assert lrs[-1] < 0.2e-2  # annealed by the end of the budget
-    assert record.betas[lrs.index(max(lrs))] < record.betas[0]  # beta1 moves opposite
+    # batch k starts at k/16 of the budget: the one-cycle curve at that share of its points
+    steps = [k * RESOLUTION // 16 for k in range(16)]
+    assert record.lrs == [
+        pytest.approx(onecycle_lr(s, RESOLUTION, max_lr=1e-2, pct_start=0.2)) for s in steps
+    ]
+    assert record.betas == [
+        pytest.approx(onecycle_momentum(s, RESOLUTION, pct_start=0.2)) for s in steps
+    ]
+    assert record.lrs[0] == pytest.approx(1e-2 / 25, rel=0.01)  # one-cycle starts at max/25
+    assert max(record.lrs) == pytest.approx(1e-2, rel=0.02)  # and peaks near max_lr at 20%
+    assert record.lrs.index(max(record.lrs)) in (3, 4) and record.lrs[-1] < 0.05e-2
     with pytest.raises(ValueError, match="budget"):
         WallClockBudget(0)
 

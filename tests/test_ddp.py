@@ -18,7 +18,7 @@ from safetensors.torch import load_file
 
 from difflab.io.checkpoint import checkpoint_step, list_checkpoints, load_checkpoint
 
-WORKER = Path(__file__).with_name("test_resume_worker.py")
+WORKER = Path(__file__).with_name("resume_worker.py")
 
 
 @pytest.mark.slow

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from test_resume_worker import denoise_objective, make_data, make_model
+from resume_worker import denoise_objective, make_data, make_model
 from torch import nn
 
 from difflab.models.ema import ema_decay_at, ema_update

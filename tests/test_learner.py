@@ -1,14 +1,13 @@
 """The Learner's loop: events, their order, cancellation, validation, the report bus, the
-non-finite guard, schedules, the lr finder, hooks, the smoke callback and the bf16 path."""
+non-finite guard, hooks, the smoke callback, the bf16 path and gradient clipping."""
 
 from __future__ import annotations
 
 import logging
-import math
 
 import pytest
 import torch
-from test_resume_worker import denoise_objective, make_data, make_model
+from resume_worker import denoise_objective, make_data, make_model
 from torch import nn
 
 from difflab.training import (
@@ -26,13 +25,10 @@ from difflab.training.callbacks import (
     ActivationHooksCB,
     CheckpointCB,
     GradClipCB,
-    LRScheduleCB,
     MetricsCB,
     NonFiniteGuardCB,
     SingleBatchCB,
-    lr_find,
 )
-from difflab.training.callbacks.schedule import cosine_warmup_lr, onecycle_lr
 
 
 class Recorder(Callback):
@@ -256,76 +252,7 @@ def test_nonfinite_in_a_row_stops_with_last_checkpoint_intact(tmp_path):
         assert torch.equal(state["model"][name], value)  # the skipped steps changed nothing
 
 
-# --- schedules ---
-
-
-def test_onecycle_matches_torch_onecycle_lr():
-    total, max_lr, pct = 50, 0.1, 0.25
-    param = nn.Parameter(torch.zeros(1))
-    opt = torch.optim.AdamW([param], lr=max_lr)
-    sched = torch.optim.lr_scheduler.OneCycleLR(
-        opt, max_lr=max_lr, total_steps=total, pct_start=pct
-    )
-    cb = LRScheduleCB("onecycle", warmup=pct)
-    from difflab.training.callbacks.schedule import onecycle_momentum
-
-    for step in range(total):
-        lr, beta1 = opt.param_groups[0]["lr"], opt.param_groups[0]["betas"][0]
-        assert cb.lr_at(step, total, max_lr) == pytest.approx(lr, rel=1e-12, abs=1e-15)
-        assert onecycle_momentum(step, total, pct_start=pct) == pytest.approx(beta1, rel=1e-12)
-        opt.step()
-        sched.step()
-    assert onecycle_lr(0, total, max_lr=max_lr) == pytest.approx(max_lr / 25)
-
-
-def test_cosine_with_warmup_closed_form():
-    total, warm, lr = 100, 10, 2.0
-    assert cosine_warmup_lr(0, total, max_lr=lr, warmup_steps=warm) == 0.0
-    assert cosine_warmup_lr(5, total, max_lr=lr, warmup_steps=warm) == pytest.approx(1.0)
-    assert cosine_warmup_lr(10, total, max_lr=lr, warmup_steps=warm) == pytest.approx(2.0)
-    assert cosine_warmup_lr(55, total, max_lr=lr, warmup_steps=warm) == pytest.approx(1.0)
-    assert cosine_warmup_lr(100, total, max_lr=lr, warmup_steps=warm) == pytest.approx(0.0)
-    s = 37  # (1 + cos(pi * 27/90)) / 2
-    expected = lr * (1 + math.cos(math.pi * 27 / 90)) / 2
-    assert cosine_warmup_lr(s, total, max_lr=lr, warmup_steps=warm) == pytest.approx(expected)
-
-
-def test_schedule_is_applied_every_batch():
-    seen = []
-
-    class LRSpy(Callback):
-        order = 5
-
-        def before_batch(self, learn):
-            seen.append(learn.optimizer.param_groups[0]["lr"])
-
-    learn = tiny_learner([LRScheduleCB("cosine", warmup=0.25), LRSpy()], n=64, lr=0.5)
-    learn.fit(2)  # 16 steps, 4 of warm-up
-    assert seen == [
-        pytest.approx(cosine_warmup_lr(s, 16, max_lr=0.5, warmup_steps=4)) for s in range(16)
-    ]
-
-
-# --- lr finder, hooks, bf16 ---
-
-
-def test_lr_finder_stops_when_the_loss_explodes():
-    model = make_model()
-    before = {k: v.clone() for k, v in model.state_dict().items()}
-    result = lr_find(
-        model,
-        make_data(n=96),
-        denoise_objective,
-        start_lr=1e-5,
-        end_lr=1e3,
-        n_steps=200,
-        optimizer=torch.optim.SGD,
-    )
-    assert len(result.lrs) < 200  # stopped early: SGD at lr 1e3 diverges
-    assert all(a < b for a, b in zip(result.lrs, result.lrs[1:]))
-    assert result.lrs[0] == pytest.approx(1e-5)
-    assert 1e-6 < result.suggestion < 1e2
-    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+# --- hooks, bf16 (schedules: test_lr_schedule.py; the lr finder: test_lr_finder.py) ---
 
 
 def test_activation_hook_captures_a_named_layer():

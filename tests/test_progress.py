@@ -53,15 +53,13 @@ def test_progress_eta_of_a_budgeted_fit_is_the_budget_left(monkeypatch, caplog):
     from types import SimpleNamespace
 
     from difflab.training.callbacks import ProgressCB
-    from difflab.training.callbacks import budget as budget_module
     from difflab.training.callbacks import progress as progress_module
     from difflab.training.callbacks.budget import WallClockBudget
 
     clock = FakeClock(10.0)  # 10 s per step: 24 steps would take 240 s, the budget is 65 s
-    fake_time = SimpleNamespace(perf_counter=clock.perf_counter)
-    monkeypatch.setattr(progress_module, "time", fake_time)
-    monkeypatch.setattr(budget_module, "time", fake_time)
-    callbacks = [ProgressCB(log_every=0.0, tty=False), TickCB(clock), WallClockBudget(65.0)]
+    monkeypatch.setattr(progress_module, "time", SimpleNamespace(perf_counter=clock.perf_counter))
+    budget = WallClockBudget(65.0, clock=clock.perf_counter)
+    callbacks = [ProgressCB(log_every=0.0, tty=False), TickCB(clock), budget]
     learn = tiny_learner(callbacks, n=96)
     with caplog.at_level(logging.INFO, logger="difflab.training"):
         learn.fit(2)

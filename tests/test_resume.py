@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_resume_worker import denoise_objective, make_data, make_model
+from resume_worker import denoise_objective, make_data, make_model
 
 from difflab.io.checkpoint import checkpoint_step, list_checkpoints
 from difflab.training import Callback, CancelFitException, Learner
 from difflab.training.standard import standard_callbacks
 
-WORKER = Path(__file__).with_name("test_resume_worker.py")
+WORKER = Path(__file__).with_name("resume_worker.py")
 BATCHES_PER_EPOCH = 12
 
 

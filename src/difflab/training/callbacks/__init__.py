@@ -6,7 +6,7 @@ from difflab.training.callbacks.clip import GradClipCB
 from difflab.training.callbacks.device import AccelerateCB, process_rank
 from difflab.training.callbacks.ema import EMACB
 from difflab.training.callbacks.hooks import ActivationHooksCB
-from difflab.training.callbacks.lr_finder import LRFinderCB, LRFindResult, lr_find
+from difflab.training.callbacks.lr_finder import LRFinderCB, LRFindResult, lr_find, suggest_lr
 from difflab.training.callbacks.metrics import MetricsCB
 from difflab.training.callbacks.nonfinite import NonFiniteGuardCB
 from difflab.training.callbacks.progress import ProgressCB
@@ -28,4 +28,5 @@ __all__ = [
     "SingleBatchCB",
     "lr_find",
     "process_rank",
+    "suggest_lr",
 ]

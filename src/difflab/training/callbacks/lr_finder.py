@@ -1,8 +1,10 @@
 """Learning-rate finder (Smith 2017, "Cyclical learning rates", section 3.3; fast.ai's lr_find).
 
 The lr grows exponentially from `start_lr` to `end_lr` over `n_steps` batches while the
-smoothed loss is recorded; the search stops early when the loss explodes (rises above
-`stop_factor` x its minimum or becomes non-finite).
+smoothed loss (a bias-corrected exponential moving average, as Adam's moments) is recorded;
+the search stops early when the loss explodes (the smoothed loss rises above `stop_factor` x
+its minimum, or the loss becomes non-finite). The suggestion is `suggest_lr`: the lr at the
+minimum of the smoothed loss, divided by 10.
 """
 
 from __future__ import annotations
@@ -23,7 +25,19 @@ if TYPE_CHECKING:  # pragma: no cover
 class LRFindResult:
     lrs: list[float]
     losses: list[float]  # bias-corrected exponential moving average of the loss
-    suggestion: float  # lr at the minimum smoothed loss, divided by 10 (fast.ai's rule)
+    suggestion: float  # suggest_lr: lr at the minimum smoothed loss, divided by 10
+
+
+# --- Suggestion rule: fast.ai's "minimum" rule (lr_find's lr_min): the lr at the minimum of the
+# --- smoothed loss, divided by 10, a step back from where the loss stops falling.
+def suggest_lr(lrs: Sequence[float], losses: Sequence[float]) -> float:
+    """The lr at the minimum of `losses` (the first, on ties) divided by 10."""
+    if not losses:
+        raise ValueError("the lr finder recorded no finite loss; lower start_lr")
+    if len(lrs) < len(losses):
+        raise ValueError(f"{len(losses)} losses but only {len(lrs)} learning rates")
+    best = min(range(len(losses)), key=losses.__getitem__)
+    return lrs[best] / 10.0
 
 
 class LRFinderCB(Callback):
@@ -70,12 +84,8 @@ class LRFinderCB(Callback):
             raise CancelFitException
 
     def result(self) -> LRFindResult:
-        if not self.losses:
-            raise ValueError("the lr finder recorded no finite loss; lower start_lr")
-        best = min(range(len(self.losses)), key=self.losses.__getitem__)
-        return LRFindResult(
-            list(self.lrs[: len(self.losses)]), list(self.losses), self.lrs[best] / 10.0
-        )
+        lrs = list(self.lrs[: len(self.losses)])
+        return LRFindResult(lrs, list(self.losses), suggest_lr(lrs, self.losses))
 
 
 def lr_find(

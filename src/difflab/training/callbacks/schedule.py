@@ -1,12 +1,14 @@
-"""Learning-rate schedules, stepped every batch, as pure functions of the optimiser step.
+"""Learning-rate schedules, stepped every batch, as pure functions of the run's progress.
 
-A schedule that is a function of `learn.step` needs no state of its own: a resumed run gets
-the same learning rate at the same step without saving anything.
+A schedule that is a function of the progress (steps done / total steps by default) needs no
+state of its own: a resumed run gets the same learning rate at the same step without saving
+anything. The progress is an injectable clock: `with_budget` reads it off a wall-clock budget.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Literal
 
 from difflab.training.callback import Callback
@@ -15,6 +17,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from difflab.training.learner import Learner
 
 ScheduleName = Literal["onecycle", "cosine", "constant"]
+Progress = Callable[["Learner"], float]
+"""The fraction of the run done, in [0, 1], read before each training batch."""
 
 
 def _cos_anneal(start: float, end: float, pct: float) -> float:
@@ -90,10 +94,19 @@ def cosine_warmup_lr(step: int, total: int, *, max_lr: float, warmup_steps: int)
     return max_lr * 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
 
 
-class LRScheduleCB(Callback):
-    """Sets every param group's lr (and Adam's beta1 for one-cycle) before each training batch.
+def step_progress(learn: Learner) -> float:
+    """Optimiser steps done / the fit's total steps: the default clock of `LRScheduleCB`."""
+    return learn.step / learn.total_steps
 
-    The peak lr is the Learner's `lr`; `warmup` is the fraction of steps spent warming up.
+
+class LRScheduleCB(Callback):
+    """Sets every param group's lr, and for one-cycle its first momentum coefficient (Adam's
+    beta1, SGD's momentum), before each training batch, as a function of the run's progress.
+
+    The peak lr is the Learner's `lr`; `warmup` is the fraction of the run spent warming up.
+    `progress(learn)` is the fraction of the run done (default: steps done / total steps). The
+    curve is laid over `steps` points (default: the fit's total steps, so that step k gets
+    torch's OneCycleLR value at k) and progress p reads the point round(p * steps).
     """
 
     order = -10
@@ -104,6 +117,8 @@ class LRScheduleCB(Callback):
         *,
         warmup: float = 0.3,
         cycle_momentum: bool = True,
+        progress: Progress = step_progress,
+        steps: int | None = None,
     ):
         if schedule not in ("onecycle", "cosine", "constant"):
             raise ValueError(f"schedule must be onecycle, cosine or constant, got {schedule!r}")
@@ -111,9 +126,23 @@ class LRScheduleCB(Callback):
             raise ValueError(f"warmup is a fraction of the steps in [0, 1), got {warmup}")
         if schedule == "onecycle" and warmup <= 0:
             raise ValueError("one-cycle needs warmup > 0 (its pct_start)")
+        if steps is not None and steps < 2:
+            raise ValueError(f"a schedule is laid over steps >= 2 points, got {steps}")
         self.schedule = schedule
         self.warmup = warmup
         self.cycle_momentum = cycle_momentum
+        self.progress = progress
+        self.steps = steps
+
+    def on_clock(self, progress: Progress, *, steps: int) -> LRScheduleCB:
+        """The same schedule read off another clock (e.g. the share of a time budget spent)."""
+        return LRScheduleCB(
+            self.schedule,
+            warmup=self.warmup,
+            cycle_momentum=self.cycle_momentum,
+            progress=progress,
+            steps=steps,
+        )
 
     def lr_at(self, step: int, total: int, max_lr: float) -> float:
         if self.schedule == "onecycle":
@@ -123,14 +152,18 @@ class LRScheduleCB(Callback):
             return cosine_warmup_lr(step, total, max_lr=max_lr, warmup_steps=warmup_steps)
         return max_lr
 
+    def momentum_at(self, step: int, total: int) -> float | None:
+        """beta1 (or SGD momentum) at `step`; None where the schedule leaves it alone."""
+        if self.schedule == "onecycle" and self.cycle_momentum:
+            return onecycle_momentum(step, total, pct_start=self.warmup)
+        return None
+
     def before_batch(self, learn: Learner) -> None:
         if not learn.training:
             return
-        total = learn.total_steps
-        lr = self.lr_at(learn.step, total, learn.lr)
-        beta1 = None
-        if self.schedule == "onecycle" and self.cycle_momentum:
-            beta1 = onecycle_momentum(learn.step, total, pct_start=self.warmup)
+        total = self.steps or learn.total_steps
+        step = min(total - 1, round(self.progress(learn) * total))
+        lr, beta1 = self.lr_at(step, total, learn.lr), self.momentum_at(step, total)
         for group in learn.optimizer.param_groups:
             group["lr"] = lr
             if beta1 is not None and "betas" in group:

@@ -1,7 +1,7 @@
 """Not a test: a tiny training run started as a subprocess by test_resume.py / test_ddp.py
 (SIGKILL, SIGTERM and `accelerate launch`), and the pieces the in-process tests share.
 
-    python tests/test_resume_worker.py RUN_DIR OUT.safetensors [--resume] [--delay S] ...
+    python tests/resume_worker.py RUN_DIR OUT.safetensors [--resume] [--delay S] ...
 """
 
 from __future__ import annotations
