@@ -7,6 +7,7 @@ is a one-line error. No Traceback may reach the server's stderr.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -54,8 +55,8 @@ def hostile(tmp_path_factory):
     elsewhere = write_demo_run(outside, config, name="elsewhere", epochs=1, steps_per_epoch=2)
     (runs_dir / "00007-linked").symlink_to(elsewhere)
     # Config and metrics that lead out (the secret is JSON, so it would be shown if read).
-    (outside / "config.json").write_text('{"train": {"lr": "%s"}}' % SECRET)
-    (outside / "metrics.jsonl").write_text('{"step": 1, "name": "%s", "value": 1.0}\n' % SECRET)
+    (outside / "config.json").write_text(json.dumps({"train": {"lr": SECRET}}))
+    (outside / "metrics.jsonl").write_text(json.dumps({"step": 1, "name": SECRET, "value": 1}))
     config["train"]["lr"] = 0.01
     beta = write_demo_run(runs_dir, config, name="beta", epochs=1, steps_per_epoch=2, seed=3)
     (beta / METRICS_FILE).unlink()

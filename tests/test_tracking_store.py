@@ -130,7 +130,7 @@ def test_reindex_rebuilds_the_index_from_folders(tmp_path):
             "metrics": 3 * 5 + 3 * 2 + 2 * 5 + 2 * 2,
             "artifacts": 3 + 1 + 2 + 1,
         }
-        assert store.metric_series(a.name, "fid") == pytest.approx(series)
+        assert store.metric_series(a.name, "fid") == [(t, pytest.approx(v)) for t, v in series]
         assert store.get_run(b.name).status == "failed"
         assert [x.path.name for x in store.artifacts(a.name, kind="image")] == [
             "epoch_001.png",
