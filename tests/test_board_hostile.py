@@ -51,9 +51,6 @@ def hostile(tmp_path_factory):
     (outside / "grid.png").write_bytes(grid.read_bytes() + SECRET.encode())
     grid.unlink()
     grid.symlink_to(outside / "grid.png")  # a registered image that now leads out
-    # A run folder kept outside, linked in: neither indexed nor shown.
-    elsewhere = write_demo_run(outside, config, name="elsewhere", epochs=1, steps_per_epoch=2)
-    (runs_dir / "00007-linked").symlink_to(elsewhere)
     # Config and metrics that lead out (the secret is JSON, so it would be shown if read).
     (outside / "config.json").write_text(json.dumps({"train": {"lr": SECRET}}))
     (outside / "metrics.jsonl").write_text(json.dumps({"step": 1, "name": SECRET, "value": 1}))
@@ -64,13 +61,16 @@ def hostile(tmp_path_factory):
     gamma = write_demo_run(runs_dir, config, name="gamma", epochs=1, steps_per_epoch=2, seed=4)
     (gamma / CONFIG_FILE).unlink()
     (gamma / CONFIG_FILE).symlink_to(outside / "config.json")
+    # A run folder kept outside, linked in: neither indexed nor shown.
+    elsewhere = write_demo_run(outside, config, name="elsewhere", epochs=1, steps_per_epoch=2)
+    (runs_dir / "00007-linked").symlink_to(elsewhere)
     (runs_dir / "runs.sqlite").unlink()  # the board builds the index from the folders
     for suffix in ("-wal", "-shm"):
         (runs_dir / f"runs.sqlite{suffix}").unlink(missing_ok=True)
     return runs_dir, outside
 
 
-def _start_board(runs_dir: Path) -> tuple[subprocess.Popen, int]:
+def _start_board(runs_dir: Path) -> tuple[subprocess.Popen, int, str]:
     proc = subprocess.Popen(
         _difflab("board", "--runs-dir", str(runs_dir), "--port", "0"),
         stderr=subprocess.PIPE,
@@ -87,7 +87,7 @@ def _start_board(runs_dir: Path) -> tuple[subprocess.Popen, int]:
         lines.append(line)
         if "difflab board on http://127.0.0.1:" in line:
             port = int(line.split("127.0.0.1:")[1].split("/")[0])
-            return proc, port
+            return proc, port, "".join(lines)
     proc.kill()
     raise AssertionError("the board did not start:\n" + "".join(lines))
 
@@ -96,8 +96,8 @@ def _start_board(runs_dir: Path) -> tuple[subprocess.Popen, int]:
 def board(hostile):
     """A running board; `stop_board` (the last test of this module) reads its stderr."""
     runs_dir, _ = hostile
-    proc, port = _start_board(runs_dir)
-    yield {"port": port, "proc": proc}
+    proc, port, startup_log = _start_board(runs_dir)
+    yield {"port": port, "proc": proc, "startup_log": startup_log}
     if proc.poll() is None:
         proc.kill()
         proc.communicate()
@@ -107,10 +107,11 @@ def stop_board(board) -> str:
     proc = board["proc"]
     proc.terminate()
     try:
-        return proc.communicate(timeout=20)[1]
+        err = proc.communicate(timeout=20)[1]
     except subprocess.TimeoutExpired:
         proc.kill()
-        return proc.communicate()[1]
+        err = proc.communicate()[1]
+    return board["startup_log"] + err
 
 
 def get(board, path: str) -> tuple[int, str]:
