@@ -73,7 +73,12 @@ def rebuild_index(runs_dir: str | Path) -> Reindexed:
         if err.busy:
             raise
         moved = _move_aside(runs_dir / INDEX_FILE)
-        log.warning("%s; moved it to %s and rebuilding from the run folders", err, moved)
+        log.warning(
+            "%s: damaged run index (%s); moved it to %s, rebuilding it from the run folders",
+            err.path,
+            err.reason,
+            moved,
+        )
     with RunStore(runs_dir) as store:
         done = rebuild(store)
     return Reindexed(done.runs, done.skipped, str(moved) if moved else None)

@@ -57,7 +57,7 @@ class DamagedIndexError(ValueError):
             "rebuild it from the run folders"
         )
         super().__init__(f"{path}: {'busy' if busy else 'damaged'} run index ({err}); {fix}")
-        self.path, self.busy = path, busy
+        self.path, self.busy, self.reason = path, busy, str(err)
 
 
 @contextmanager
