@@ -24,13 +24,11 @@ def pid_alive(pid: int) -> bool:
     if pid <= 0:
         return False
     try:
-        os.kill(pid, 0)
+        os.kill(pid, 0)  # signal 0: checks only
     except ProcessLookupError:
         return False
-    except PermissionError:
+    except OSError:  # PermissionError: alive, another user's; otherwise cannot tell
         return True
-    except OSError:
-        return True  # cannot tell: do not call a run dead
     return True
 
 
