@@ -179,3 +179,45 @@ def test_tracking_imports_only_the_standard_library():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_differing_keys_is_the_one_config_diff():
+    """One function for `runs compare` and the board; checked against a pairwise reference."""
+    from difflab.cli import runs as runs_cli
+    from difflab.tracking.board import pages
+    from difflab.tracking.config_diff import differing_keys
+
+    missing = object()
+    configs = [
+        {"train.lr": 0.1, "seed": 0, "model.ch": [8, 16], "name": None, "only.a": 1},
+        {"train.lr": 0.1, "seed": 1, "model.ch": [8, 16], "name": None},
+        {"train.lr": 0.1, "seed": 0, "model.ch": [8, 32], "extra": True},
+    ]
+    keys = {k for c in configs for k in c}
+    reference = sorted(
+        k
+        for k in keys
+        if any(
+            a.get(k, missing) is missing
+            or b.get(k, missing) is missing
+            or json.dumps(a[k]) != json.dumps(b[k])
+            for a in configs
+            for b in configs
+        )
+    )
+    assert differing_keys(configs) == reference == ["extra", "model.ch", "name", "only.a", "seed"]
+    assert differing_keys(configs[:1]) == [] and differing_keys([]) == []
+    assert differing_keys([{"x": 1}, {"x": 1.0}]) == ["x"]  # 1 and 1.0 are different configs
+    # Both callers use it (no second copy left behind).
+    assert runs_cli.differing_keys is differing_keys and pages.differing_keys is differing_keys
+
+
+def test_read_run_config_names_a_damaged_file(tmp_path):
+    from difflab.tracking.run_folder import read_run_config
+
+    (tmp_path / "config.json").write_text('{"train": {"lr": 0.')
+    with pytest.raises(ValueError, match=r"config\.json.*(not valid JSON|cut off)"):
+        read_run_config(tmp_path)
+    (tmp_path / "config.json").write_text("[1, 2]")
+    with pytest.raises(ValueError, match=r"config\.json.*object"):
+        read_run_config(tmp_path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 from typing import Any
 
@@ -29,7 +30,12 @@ def run(args: argparse.Namespace) -> int:
 
     if not 0 <= args.port <= 65535:
         raise ValueError(f"--port: {args.port} is not a port number (0-65535)")
-    server = make_server(args.runs_dir, host=args.host, port=args.port)
+    try:
+        server = make_server(args.runs_dir, host=args.host, port=args.port)
+    except OSError as err:
+        if isinstance(err, FileNotFoundError):
+            raise
+        raise ValueError(_listen_error(args.host, args.port, err)) from None
     host, port = server.server_address[:2]
     shown = f"[{host}]" if ":" in str(host) else host
     log.info(
@@ -42,3 +48,12 @@ def run(args: argparse.Namespace) -> int:
     finally:
         server.server_close()
     return 0
+
+
+def _listen_error(host: str, port: int, err: OSError) -> str:
+    if err.errno == errno.EADDRINUSE:
+        return (
+            f"--port {port}: {host}:{port} is already in use (another board?); "
+            "pick another with --port, or --port 0 for any free port"
+        )
+    return f"--host {host} --port {port}: cannot listen there ({err.strerror or err})"

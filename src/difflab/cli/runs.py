@@ -1,17 +1,22 @@
 """`difflab runs ls | show RUN | compare RUN RUN ... | best --metric fid | reindex`.
 
 Tables on stdout for people, `--json` for scripts. RUN is a run folder name, a run number
-(7 or 00007) or a path. The index (`<runs-dir>/runs.sqlite`) is built on first use.
+(7 or 00007) or a path. The index (`<runs-dir>/runs.sqlite`) is built on first use;
+`reindex` rebuilds it from the run folders (a damaged one is moved aside, not deleted).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import sys
 import time
+from pathlib import Path
 from typing import Any
+
+from difflab.tracking.config_diff import differing_keys
 
 
 def add_parser(sub: Any, name: str) -> argparse.ArgumentParser:
@@ -48,9 +53,16 @@ def add_parser(sub: Any, name: str) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from difflab.tracking.query import open_store
+    from difflab.tracking.reindex import rebuild_index
+    from difflab.tracking.store import INDEX_FILE, index_errors
 
-    with open_store(args.runs_dir) as store:
-        result = ACTIONS[args.action](store, args)
+    if args.action == "reindex":  # the one action that must work on a damaged index
+        result = dataclasses.asdict(rebuild_index(args.runs_dir))
+        result["index"] = str(Path(args.runs_dir).resolve() / INDEX_FILE)
+    else:
+        with index_errors(Path(args.runs_dir).resolve() / INDEX_FILE):
+            with open_store(args.runs_dir) as store:
+                result = ACTIONS[args.action](store, args)
     if args.json:
         json.dump(result, sys.stdout, indent=2, default=str)
         sys.stdout.write("\n")
@@ -75,7 +87,7 @@ def show_run(store: Any, args: argparse.Namespace) -> dict[str, Any]:
         "config": store.parameters(name),
         "files": [
             {"step": a.step, "name": a.name, "kind": a.kind, "path": str(a.path)}
-            for a in store.artifacts(name)
+            for a in store.artifacts(name, on_disk=True)  # pruned checkpoints left out
         ],
     }
 
@@ -85,11 +97,8 @@ def compare_runs(store: Any, args: argparse.Namespace) -> dict[str, Any]:
 
     names = [resolve_run(store, ref) for ref in args.runs]
     params = {n: store.parameters(n) for n in names}
-    keys = sorted({k for p in params.values() for k in p})
     differing = {
-        k: [params[n].get(k) for n in names]
-        for k in keys
-        if len({json.dumps(params[n].get(k)) for n in names}) > 1
+        k: [params[n].get(k) for n in names] for k in differing_keys(list(params.values()))
     }
     runs = [store.get_run(n) for n in names]
     metrics = sorted({m for r in runs for m in r.last})
@@ -107,16 +116,11 @@ def best(store: Any, args: argparse.Namespace) -> dict[str, Any]:
     return {"metric": args.metric, "value": record.last[args.metric], "run": record.to_json()}
 
 
-def reindex(store: Any, args: argparse.Namespace) -> dict[str, Any]:
-    return {"runs": store.reindex(), "index": str(store.path)}
-
-
-ACTIONS = {
+ACTIONS = {  # `reindex` is handled in `run`: it must also work when the index cannot open
     "ls": list_runs,
     "show": show_run,
     "compare": compare_runs,
     "best": best,
-    "reindex": reindex,
 }
 
 
@@ -181,4 +185,8 @@ def render(action: str, result: Any) -> str:
         return config + "\n" + metrics
     if action == "best":
         return f"{result['run']['name']}  {result['metric']}={format_value(result['value'])}\n"
-    return f"indexed {result['runs']} runs into {result['index']}\n"
+    lines = [f"indexed {result['runs']} runs into {result['index']}"]
+    if result["damaged_index_moved_to"]:
+        lines.append(f"the damaged index was moved to {result['damaged_index_moved_to']}")
+    lines += [f"skipped {s['folder']}: {s['reason']}" for s in result["skipped"]]
+    return "\n".join(lines) + "\n"

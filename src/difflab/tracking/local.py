@@ -91,9 +91,11 @@ class LocalTracker:
         )
 
     def flush(self) -> None:
+        """Index the pending values and beat the heartbeat in run.json (see `liveness`)."""
         if self._pending:
             self._require_store().add_metrics(self.run_dir.name, self._pending)
             self._pending = []
+            self._write_status("running", ended=None)
         self._last_flush = time.monotonic()
 
     def finish(self, status: RunStatus = "finished") -> None:
@@ -122,6 +124,7 @@ class LocalTracker:
                 "ended": ended,
                 "pid": os.getpid(),
                 "host": socket.gethostname(),
+                "heartbeat": time.time(),
             },
         )
 

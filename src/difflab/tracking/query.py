@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import re
 from pathlib import Path
 
 from difflab.tracking.store import INDEX_FILE, RunRecord, RunStore
@@ -21,27 +20,36 @@ def open_store(runs_dir: str | Path) -> RunStore:
     return store
 
 
-def resolve_run(store: RunStore, ref: str) -> str:
-    """The run name for `ref`: an exact folder name, a number (7 or 00007), or a path."""
+def resolve_run(store: RunStore, ref: str, *, paths: bool = True) -> str:
+    """The run name for `ref`: an exact folder name, a number (7 or 00007), or a path.
+
+    The one resolver of run references (`difflab runs` and the board). `paths=False` (the
+    board: a URL must not probe the file system) accepts names and numbers only.
+    """
     names = [r.name for r in store.list_runs()]
     if ref in names:
         return ref
-    if re.fullmatch(r"\d+", ref):
-        hits = [
-            n for n in names if n.split("-", 1)[0].isdigit() and int(n.split("-", 1)[0]) == int(ref)
-        ]
+    if ref.isascii() and ref.isdigit():  # compared as text: no int() of a 5000-digit string
+        number = ref.lstrip("0") or "0"
+        hits = [n for n in names if _run_number(n) == number]
         if len(hits) == 1:
             return hits[0]
-    path = Path(ref)
-    if path.exists():
-        resolved = path.resolve()
+    if paths and "\0" not in ref and Path(ref).exists():
+        resolved = Path(ref).resolve()
         hits = [r.name for r in store.list_runs() if r.path == resolved]
         if hits:
             return hits[0]
+    what = "a folder name, a run number or a path" if paths else "a folder name or a run number"
     raise ValueError(
-        f"no run {ref!r} in {store.runs_dir} (give a folder name, a run number or "
-        f"a path; `difflab runs ls --runs-dir {store.runs_dir}` lists them)"
+        f"no run {ref!r} in {store.runs_dir} (give {what}; "
+        f"`difflab runs ls --runs-dir {store.runs_dir}` lists them)"
     )
+
+
+def _run_number(name: str) -> str | None:
+    """ "00007-fmnist-tiny" -> "7"; None for a name that does not start with a number."""
+    head = name.split("-", 1)[0]
+    return (head.lstrip("0") or "0") if head.isascii() and head.isdigit() else None
 
 
 def best_run(store: RunStore, metric: str, *, lower_is_better: bool = True) -> RunRecord:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from difflab.files import atomic_write_json
+from difflab.tracking.paths import inside
 
 CONFIG_FILE = "config.json"
 ENVIRONMENT_FILE = "environment.json"
@@ -167,7 +168,20 @@ def describe_environment(code_dir: Path | None = None) -> tuple[dict[str, Any], 
 
 
 def read_run_config(run_dir: str | Path) -> dict[str, Any]:
+    """config.json of a run folder; ValueError naming the file when it is cut off or not ours,
+    or when it is a symlink leading out of the run folder (never followed)."""
     path = Path(run_dir) / CONFIG_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{path}: not a difflab run folder (no {CONFIG_FILE})")
-    return json.loads(path.read_text())
+    try:
+        config = json.loads(inside(run_dir, CONFIG_FILE).read_text())
+    except PermissionError as err:
+        raise ValueError(str(err)) from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(
+            f"{path}: not valid JSON, perhaps cut off by a crash mid-write ({err}); "
+            "restore it or remove the run folder"
+        ) from None
+    if not isinstance(config, dict):
+        raise ValueError(f"{path}: a run config is a JSON object, not {type(config).__name__}")
+    return config

@@ -17,13 +17,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from difflab.tracking.run_folder import CONFIG_FILE, read_run_config
+from difflab.tracking.liveness import live_status
+from difflab.tracking.paths import OutsideFolderError, inside
+from difflab.tracking.run_folder import read_run_config
 
 INDEX_FILE = "runs.sqlite"
 STATUS_FILE = "run.json"
 ARTIFACTS_FILE = "artifacts.jsonl"
 RunStatus = Literal["running", "finished", "failed"]
-STATUSES = ("running", "finished", "failed")
+STATUSES = ("running", "finished", "failed")  # "interrupted" is read, never written
 _BUSY_TIMEOUT_MS = 60_000
 
 _SCHEMA = """
@@ -41,6 +43,30 @@ CREATE TABLE IF NOT EXISTS artifacts (
     step INTEGER NOT NULL, name TEXT NOT NULL, kind TEXT NOT NULL, path TEXT NOT NULL,
     PRIMARY KEY (run_id, path));
 """
+
+
+class DamagedIndexError(ValueError):
+    """runs.sqlite cannot be read; `difflab runs reindex` rebuilds it from the run folders."""
+
+    def __init__(self, path: Path, err: BaseException) -> None:
+        busy = "locked" in str(err) or "busy" in str(err)
+        fix = (
+            "another process holds it; try again when it is done"
+            if busy
+            else f"run `difflab runs reindex --runs-dir {path.parent}` to move it aside and "
+            "rebuild it from the run folders"
+        )
+        super().__init__(f"{path}: {'busy' if busy else 'damaged'} run index ({err}); {fix}")
+        self.path, self.busy, self.reason = path, busy, str(err)
+
+
+@contextmanager
+def index_errors(path: Path) -> Iterator[None]:
+    """Turn SQLite's errors about `path` into DamagedIndexError (one line that says the fix)."""
+    try:
+        yield
+    except sqlite3.DatabaseError as err:
+        raise DamagedIndexError(path, err) from None
 
 
 @dataclass(frozen=True)
@@ -128,6 +154,14 @@ class RunStore:
             isolation_level=None,
             check_same_thread=False,
         )
+        try:
+            with index_errors(self.path):
+                self._open(create=create)
+        except DamagedIndexError:
+            self._db.close()
+            raise
+
+    def _open(self, *, create: bool) -> None:
         self._db.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.execute("PRAGMA synchronous=NORMAL")  # WAL: safe on a crash, no fsync/commit
@@ -136,6 +170,16 @@ class RunStore:
             with self.write() as db:
                 for statement in filter(str.strip, _SCHEMA.split(";")):
                     db.execute(statement)
+        tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master")}
+        if not {"runs", "parameters", "metrics", "artifacts"} <= tables:
+            raise sqlite3.DatabaseError("not a difflab run index: its tables are missing")
+
+    def check(self) -> None:
+        """Raise DamagedIndexError unless SQLite's quick integrity check passes."""
+        with index_errors(self.path):
+            result = [r[0] for r in self._db.execute("PRAGMA quick_check")]
+            if result != ["ok"]:
+                raise sqlite3.DatabaseError("; ".join(map(str, result[:3])))
 
     def close(self) -> None:
         self._db.close()
@@ -220,15 +264,14 @@ class RunStore:
             )
 
     def reindex(self) -> int:
-        """Rebuild the whole index from the run folders; returns the number of runs."""
-        from difflab.tracking.reindex import read_run_folder  # keeps this module small
+        """Rebuild the whole index from the run folders; returns the number of runs indexed.
 
-        folders = sorted(p for p in self.runs_dir.iterdir() if (p / CONFIG_FILE).is_file())
-        with self.write() as db:
-            db.execute("DELETE FROM runs")
-            for folder in folders:
-                read_run_folder(db, folder, self._relative(folder))
-        return len(folders)
+        A run folder that cannot be read (a cut-off config.json, a symlink leading out of the
+        runs folder) is skipped with a warning naming its file; see `reindex.rebuild`.
+        """
+        from difflab.tracking.reindex import rebuild  # keeps this module small
+
+        return rebuild(self).runs
 
     # --- reading ---------------------------------------------------------------------------
 
@@ -269,7 +312,11 @@ class RunStore:
             )
         ]
 
-    def artifacts(self, name: str, *, kind: str | None = None) -> list[Artifact]:
+    def artifacts(
+        self, name: str, *, kind: str | None = None, on_disk: bool = False
+    ) -> list[Artifact]:
+        """Files logged for a run; `on_disk`: only those still there, inside the run folder
+        (a checkpoint pruned after it was logged, or a file that now leads out, is left out)."""
         run_dir = self.run_dir(name)
         rows = self._db.execute(
             "SELECT step, artifacts.name, kind, artifacts.path FROM artifacts "
@@ -277,7 +324,8 @@ class RunStore:
             "ORDER BY step, artifacts.name",
             (name, kind, kind),
         ).fetchall()
-        return [Artifact(int(s), n, k, run_dir / p) for s, n, k, p in rows]
+        found = [Artifact(int(s), n, k, run_dir / p) for s, n, k, p in rows]
+        return [a for a in found if _on_disk(run_dir, a.path)] if on_disk else found
 
     def count(self, table: Literal["runs", "parameters", "metrics", "artifacts"]) -> int:
         if table not in ("runs", "parameters", "metrics", "artifacts"):
@@ -319,17 +367,35 @@ class RunStore:
 
     def _record(self, row: tuple, last: dict[str, float]) -> RunRecord:
         rid, name, path, status, started, ended, dataset, preset = row
+        run_path = (self.runs_dir / path).resolve()
         return RunRecord(
             rid,
             name,
-            (self.runs_dir / path).resolve(),
-            status,
+            run_path,
+            self._live_status(run_path, status),
             started,
             ended,
             dataset,
             preset,
             dict(last),
         )
+
+    def _live_status(self, run_path: Path, status: str) -> str:
+        """ "running", or "interrupted" when run.json says its process is gone (read only)."""
+        if status != "running":
+            return status
+        try:
+            info = json.loads(inside(inside(self.runs_dir, run_path), STATUS_FILE).read_text())
+        except (OSError, ValueError):  # no run.json, unreadable, or leading out
+            return status
+        return live_status({**info, "status": status}) if isinstance(info, dict) else status
+
+
+def _on_disk(run_dir: Path, path: Path) -> bool:
+    try:
+        return inside(run_dir, path).is_file()
+    except (OutsideFolderError, ValueError):
+        return False
 
 
 def _float(value: float | None) -> float:

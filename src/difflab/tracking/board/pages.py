@@ -12,12 +12,19 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from difflab.tracking.board.svg import line_chart
+from difflab.tracking.config_diff import differing_keys
+from difflab.tracking.paths import OutsideFolderError, read_text_inside
 from difflab.tracking.run_folder import CODE_DIFF_FILE, ENVIRONMENT_FILE
 from difflab.tracking.store import RunRecord, RunStore
 
 LOSS_METRICS = ("train/loss", "epoch/train_loss", "epoch/valid_loss")
 _MAX_DIFF_CHARS = 200_000
 _CONFIG_COLUMNS = 6
+RUN_COLUMNS = ("name", "status", "started", "dataset", "preset")
+
+
+class BadQuery(ValueError):
+    """A query value the page cannot use (an unknown sort column, a filter without `=`)."""
 
 
 def esc(value: Any) -> str:
@@ -62,12 +69,17 @@ def matches(params: dict[str, Any], filters: list[tuple[str, str]]) -> bool:
 
 
 def parse_filters(text: str) -> list[tuple[str, str]]:
-    pairs = [part.split("=", 1) for part in text.split(",") if "=" in part]
+    """ "train.lr=0.003, model.preset=tiny" -> [("train.lr", "0.003"), ...]."""
+    parts = [part.strip() for part in text.split(",") if part.strip()]
+    bad = [part for part in parts if "=" not in part]
+    if bad:
+        raise BadQuery(f"filter {bad[0]!r}: write key=value, e.g. train.lr=0.003")
+    pairs = [part.split("=", 1) for part in parts]
     return [(k.strip(), v.strip()) for k, v in pairs]
 
 
 def sort_key(run: RunRecord, column: str) -> tuple:
-    if column in ("name", "status", "dataset", "preset", "started"):
+    if column in RUN_COLUMNS:
         value = getattr(run, column)
         return (value is None, value if value is not None else 0)
     value = run.last.get(column)
@@ -77,17 +89,17 @@ def sort_key(run: RunRecord, column: str) -> tuple:
 
 def runs_page(store: RunStore, *, sort: str, order: str, filter_text: str) -> str:
     runs = store.list_runs()
+    known = {*RUN_COLUMNS, *(m for r in runs for m in r.last)}
+    if sort not in known:
+        raise BadQuery(f"sort={sort!r}: not a column; use one of {', '.join(sorted(known))}")
     params = {r.name: store.parameters(r.name) for r in runs}
     filters = parse_filters(filter_text)
     runs = [r for r in runs if matches(params[r.name], filters)]
     runs.sort(key=lambda r: sort_key(r, sort), reverse=order == "desc")
     runs.sort(key=lambda r: sort_key(r, sort)[0])  # missing values last either way
     metrics = sorted({m for r in runs for m in r.last})
-    varying = _varying_keys([params[r.name] for r in runs])[:_CONFIG_COLUMNS]
-    head = "".join(
-        _sort_link(c, sort, order, filter_text)
-        for c in ("name", "status", "started", "dataset", "preset", *metrics)
-    )
+    varying = differing_keys([params[r.name] for r in runs])[:_CONFIG_COLUMNS]
+    head = "".join(_sort_link(c, sort, order, filter_text) for c in (*RUN_COLUMNS, *metrics))
     head += "".join(f"<th>{esc(k)}</th>" for k in varying)
     rows = "".join(_run_row(r, metrics, varying, params[r.name]) for r in runs)
     form = (
@@ -105,11 +117,6 @@ def runs_page(store: RunStore, *, sort: str, order: str, filter_text: str) -> st
     )
     count = f"<p>{len(runs)} run{'s' if len(runs) != 1 else ''}</p>"
     return page("runs", f"<h1>Runs</h1>{form}{count}{table}")
-
-
-def _varying_keys(all_params: list[dict[str, Any]]) -> list[str]:
-    keys = sorted({k for p in all_params for k in p})
-    return [k for k in keys if len({json.dumps(p.get(k)) for p in all_params}) > 1]
 
 
 def _sort_link(column: str, sort: str, order: str, filter_text: str) -> str:
@@ -160,7 +167,7 @@ def _label(name: str, metric: str, names: list[str]) -> str:
 def grids(store: RunStore, name: str) -> str:
     """The sample grids by step, with a slider (board.js); without JS the last one shows."""
     run_dir = store.run_dir(name)
-    images = store.artifacts(name, kind="image")
+    images = store.artifacts(name, kind="image", on_disk=True)
     if not images:
         return '<p class="empty">no sample grids</p>'
     urls = [file_url(name, a.path, run_dir) for a in images]
@@ -179,7 +186,7 @@ def grids(store: RunStore, name: str) -> str:
 def run_page(store: RunStore, name: str) -> str:
     run = store.get_run(name)
     params = store.parameters(name)
-    environment = _read_json(run.path / ENVIRONMENT_FILE)
+    environment = _read_json(run.path, ENVIRONMENT_FILE)
     facts = {
         "status": run.status,
         "dataset": run.dataset,
@@ -212,7 +219,9 @@ def config_table(params: dict[str, Any], *, per_row: int = 3) -> str:
 
 def _diff(run_dir: Path) -> str:
     try:
-        text = (run_dir / CODE_DIFF_FILE).read_text(errors="replace")
+        text = read_text_inside(run_dir, CODE_DIFF_FILE, errors="replace")
+    except OutsideFolderError:
+        return '<p class="empty">code.diff leads outside the run folder: not shown</p>'
     except OSError:
         return '<p class="empty">no code.diff in the run folder</p>'
     if not text.strip():
@@ -221,10 +230,11 @@ def _diff(run_dir: Path) -> str:
     return f'<pre class="diff">{esc(text[:_MAX_DIFF_CHARS] + cut)}</pre>'
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def _read_json(run_dir: Path, name: str) -> dict[str, Any]:
+    """A JSON object from the run folder; {} when missing, damaged or leading outside it."""
     try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
+        data = json.loads(read_text_inside(run_dir, name))
+    except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
 
@@ -234,7 +244,7 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 def compare_page(store: RunStore, names: list[str]) -> str:
     params = {n: store.parameters(n) for n in names}
-    keys = _varying_keys(list(params.values()))
+    keys = differing_keys(list(params.values()))
     head = "".join(f'<th><a href="{esc(run_url(n))}">{esc(n)}</a></th>' for n in names)
     rows = "".join(
         f"<tr><th>{esc(k)}</th>"
@@ -253,7 +263,7 @@ def compare_page(store: RunStore, names: list[str]) -> str:
 
 
 def _last_grid(store: RunStore, name: str) -> str:
-    images = store.artifacts(name, kind="image")
+    images = store.artifacts(name, kind="image", on_disk=True)
     if not images:
         return '<p class="empty">no sample grids</p>'
     url = file_url(name, images[-1].path, store.run_dir(name))

@@ -2,7 +2,9 @@
 
 Safety: GET/HEAD only; a Content-Security-Policy that allows no inline script and nothing
 from other origins; a Host-header check against DNS rebinding when bound to loopback; files
-are served only when registered as images of a run and resolved inside that run's folder.
+are served only when registered as images of a run and resolved inside that run's folder;
+every file is opened through `paths.inside` (a symlink leading out is never followed).
+Malformed URLs and bad query values are 400, missing things 404, a damaged index 503.
 """
 
 from __future__ import annotations
@@ -10,14 +12,18 @@ from __future__ import annotations
 import ipaddress
 import logging
 import mimetypes
+import re
+import sqlite3
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import unquote_to_bytes, urlsplit
 
 from difflab.tracking.board import pages
 from difflab.tracking.board.static import CSS, JS
-from difflab.tracking.store import RunStore
+from difflab.tracking.paths import OutsideFolderError, inside, is_inside
+from difflab.tracking.query import resolve_run
+from difflab.tracking.store import DamagedIndexError, RunStore
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +37,38 @@ _LOCAL_NAMES = {"localhost", "127.0.0.1", "::1"}
 
 class NotFound(Exception):
     pass
+
+
+class BadRequest(Exception):
+    pass
+
+
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+
+
+def decode_part(text: str, *, plus_is_space: bool = False) -> str:
+    """Percent-decode one URL part strictly: bad escapes, bad UTF-8 and NUL are BadRequest."""
+    if plus_is_space:
+        text = text.replace("+", " ")
+    if _BAD_ESCAPE.search(text):
+        raise BadRequest(f"bad percent-encoding in {text[:80]!r}")
+    try:
+        decoded = unquote_to_bytes(text).decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadRequest(f"{text[:80]!r} is not UTF-8 once decoded") from None
+    if any(ord(c) < 32 or ord(c) == 127 for c in decoded):  # NUL and other control bytes
+        raise BadRequest(f"control character in {text[:80]!r}")
+    return decoded
+
+
+def parse_query(query: str) -> dict[str, list[str]]:
+    """`a=1&a=2&b` -> {"a": ["1", "2"], "b": [""]}, decoded strictly (see decode_part)."""
+    out: dict[str, list[str]] = {}
+    for pair in filter(None, query.split("&")):
+        key, _, value = pair.partition("=")
+        decoded = decode_part(key, plus_is_space=True)
+        out.setdefault(decoded, []).append(decode_part(value, plus_is_space=True))
+    return out
 
 
 class BoardServer(ThreadingHTTPServer):
@@ -72,15 +110,14 @@ class BoardHandler(BaseHTTPRequestHandler):
             return
         try:
             status, ctype, body = self._route()
-        except NotFound as err:
-            status, ctype, body = HTTPStatus.NOT_FOUND, "text/plain", f"{err}\n".encode()
-        except PermissionError as err:
-            status, ctype, body = HTTPStatus.FORBIDDEN, "text/plain", f"{err}\n".encode()
+        except Exception as err:  # every failure is an answer, never a dropped connection
+            status, message = _error_status(err)
+            ctype, body = "text/plain; charset=utf-8", f"{message}\n".encode()
         self._send(status, ctype, body, head=head)
 
     def _route(self) -> tuple[HTTPStatus, str, bytes]:
         url = urlsplit(self.path)
-        query = parse_qs(url.query)
+        query = parse_query(url.query)
         if url.path == "/favicon.ico":  # browsers ask for it; nothing to show
             return HTTPStatus.NO_CONTENT, "image/x-icon", b""
         if url.path in _STATIC:
@@ -95,17 +132,13 @@ class BoardHandler(BaseHTTPRequestHandler):
         """/file/<run>/<path>: only images registered for that run, inside its folder."""
         parts = raw_path[len("/file/") :].split("/", 1)
         if len(parts) != 2:
-            raise NotFound("no such file")
-        name, rel = unquote(parts[0]), unquote(parts[1])
+            raise NotFound("no such file: /file/<run>/<path>")
+        ref, rel = decode_part(parts[0]), decode_part(parts[1])
         with RunStore(self.server.runs_dir, create=False) as store:
-            try:
-                run_dir = store.run_dir(name)
-                allowed = {a.path for a in store.artifacts(name, kind="image")}
-            except ValueError:
-                raise NotFound("no such run") from None
-        path = (run_dir / rel).resolve()
-        if not path.is_relative_to(run_dir) or not run_dir.is_relative_to(self.server.runs_dir):
-            raise PermissionError("outside the run folders")
+            name = board_run(store, ref)
+            run_dir = store.run_dir(name)
+            allowed = {a.path for a in store.artifacts(name, kind="image")}
+        path = inside(run_dir, rel)  # OutsideFolderError (403) for a symlink leading out
         if path not in allowed or not path.is_file():
             raise NotFound("not an image registered for this run")
         ctype = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
@@ -148,30 +181,59 @@ class BoardHandler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
 
+def board_run(store: RunStore, ref: str) -> str:
+    """The run name for a URL's run reference (name or number, as in `difflab runs`), if its
+    folder is inside the runs folder; NotFound otherwise."""
+    try:
+        name = resolve_run(store, ref, paths=False)
+        run_dir = store.run_dir(name)
+    except ValueError as err:
+        raise NotFound(str(err)) from None
+    if not is_inside(store.runs_dir, run_dir):
+        raise NotFound(f"run {name!r} is kept outside the runs folder: not shown")
+    return name
+
+
 def _page(store: RunStore, path: str, query: dict[str, list[str]]) -> str:
+    path = decode_part(path)
     first = lambda key, default: (query.get(key) or [default])[0]  # noqa: E731
     if path == "/":
-        order = "desc" if first("order", "asc") == "desc" else "asc"
-        return pages.runs_page(
-            store, sort=first("sort", "name"), order=order, filter_text=first("filter", "")
-        )
+        order = first("order", "asc")
+        if order not in ("asc", "desc"):
+            raise BadRequest(f"order={order!r}: use asc or desc")
+        try:
+            return pages.runs_page(
+                store, sort=first("sort", "name"), order=order, filter_text=first("filter", "")
+            )
+        except pages.BadQuery as err:
+            raise BadRequest(str(err)) from None
     if path.startswith("/run/"):
-        name = unquote(path[len("/run/") :])
-        try:
-            return pages.run_page(store, name)
-        except ValueError:
-            raise NotFound(f"no run named {name!r}") from None
+        return pages.run_page(store, board_run(store, path[len("/run/") :]))
     if path == "/compare":
-        names = list(dict.fromkeys(query.get("run", [])))
-        if not 2 <= len(names) <= 4:
-            raise NotFound("compare needs 2 to 4 runs: /compare?run=A&run=B")
-        try:
-            for name in names:
-                store.get_run(name)  # ValueError: no such run
-            return pages.compare_page(store, names)
-        except ValueError as err:
-            raise NotFound(str(err)) from None
+        refs = list(dict.fromkeys(query.get("run", [])))
+        if not 2 <= len(refs) <= 4:
+            raise BadRequest(f"compare needs 2 to 4 runs, got {len(refs)}: /compare?run=A&run=B")
+        names = list(dict.fromkeys(board_run(store, ref) for ref in refs))
+        if len(names) < 2:
+            raise BadRequest("compare needs 2 to 4 different runs")
+        return pages.compare_page(store, names)
     raise NotFound("no such page")
+
+
+def _error_status(err: Exception) -> tuple[HTTPStatus, str]:
+    """The HTTP answer for an error while routing; unexpected ones are logged in one line."""
+    if isinstance(err, BadRequest):
+        return HTTPStatus.BAD_REQUEST, f"bad request: {err}"
+    if isinstance(err, NotFound):
+        return HTTPStatus.NOT_FOUND, str(err)
+    if isinstance(err, OutsideFolderError | PermissionError):
+        return HTTPStatus.FORBIDDEN, "forbidden: outside the run folders"
+    if isinstance(err, DamagedIndexError | sqlite3.DatabaseError | FileNotFoundError):
+        log.error("the board cannot read the run index: %s", err)
+        return HTTPStatus.SERVICE_UNAVAILABLE, f"cannot read the run index: {err}"
+    log.error("board error: %s: %s", type(err).__name__, err)
+    log.debug("board error", exc_info=err)
+    return HTTPStatus.INTERNAL_SERVER_ERROR, "internal error (see the board's log)"
 
 
 def _is_loopback(host: str) -> bool:

@@ -10,6 +10,7 @@ th, td { border: 1px solid #ddd; padding: 3px 8px; text-align: left; font-size: 
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 th a { color: #23395d; }
 .status-finished { color: #2c7a2c; } .status-failed { color: #b22; } .status-running { color: #b70; }
+.status-interrupted { color: #a5a; }
 .charts { display: flex; flex-wrap: wrap; gap: 10px; }
 svg.chart { background: #fff; border: 1px solid #ddd; }
 img.grid { image-rendering: pixelated; width: 336px; border: 1px solid #ccc; display: block; }
