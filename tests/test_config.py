@@ -157,3 +157,25 @@ def test_notify_when_is_checked_with_the_callbacks_own_grammar(spec):
     except ValueError:
         accepted = False
     assert accepted == parses
+
+
+@pytest.mark.parametrize(
+    ("toml", "key"),
+    [
+        ("[data]\nlimit = true\n", "data.limit"),  # was silently 1
+        ("[train]\nlr = true\n", "train.lr"),
+        ("[notify]\non_end = 1\n", "notify.on_end"),  # an int is no bool either
+        ("[train]\ncompile = 0\n", "train.compile"),
+    ],
+)
+def test_toml_bools_and_numbers_do_not_coerce(tmp_path, toml, key):
+    path = tmp_path / "c.toml"
+    path.write_text(toml)
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")) as info:
+        load_config(path)
+    assert str(path) in str(info.value) and len(str(info.value).splitlines()) == 1
+
+
+def test_command_line_strings_still_parse_as_bools_and_ints():
+    config = load_config(overrides={"train.compile": "1", "data.limit": "12"})
+    assert config.train.compile is True and config.data.limit == 12

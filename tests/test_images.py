@@ -85,6 +85,20 @@ def test_npz_refuses_floats_pickles_and_wrong_contents(tmp_path):
         load_samples_npz(tmp_path / "missing.npz")
 
 
+@pytest.mark.parametrize("content", [b"not a zip at all", b"\x93NUMPY" + bytes(100), b""])
+def test_a_file_that_is_no_npz_gets_one_line_naming_it(tmp_path, content, capsys):
+    from difflab.cli.main import main
+
+    bad = tmp_path / "x.npz"
+    bad.write_bytes(content)
+    with pytest.raises(ValueError, match="not a .npz file") as info:
+        load_samples_npz(bad)
+    assert str(bad) in str(info.value) and "allow_pickle" not in str(info.value)
+    assert main(["eval", str(bad)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(bad) in err and "allow_pickle" not in err
+
+
 def test_forward_process_follows_closed_form_and_is_saved(tmp_path):
     x0 = torch.rand(3, 1, 8, 8) - 0.5
     alpha_bar = torch.tensor([1.0, 0.5, 0.0])

@@ -3,6 +3,7 @@ ends with weights bit-identical to an uninterrupted run; no sample is seen twice
 
 from __future__ import annotations
 
+import logging
 import random
 import signal
 import subprocess
@@ -70,6 +71,35 @@ def test_in_process_resume_is_exact_and_sees_each_sample_once(tmp_path, stop):
     assert interrupted == full_ids.seen[0]  # same order: no duplicate, no gap
     assert sorted(interrupted) == sorted(set(interrupted)) and len(interrupted) == 96
     assert second_ids.seen[1] == full_ids.seen[1]
+    for (name, a), b in zip(full.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b), name
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate"])
+def test_resume_skips_a_damaged_newest_checkpoint_and_is_still_exact(tmp_path, caplog, damage):
+    """Checkpoints at steps 4 and 8, stopped at 10, step 8's tensors damaged: the resume
+    warns once, starts from step 4 and still ends on the uninterrupted run's weights."""
+    full = run(tmp_path / "full", every=4)
+    run(tmp_path / "cut", StopAt(10), every=4)
+    folder = tmp_path / "cut" / "checkpoints"
+    assert [checkpoint_step(p) for p in list_checkpoints(folder)] == [4, 8]
+    tensors = list_checkpoints(folder)[-1].with_suffix(".safetensors")
+    data = tensors.read_bytes()
+    middle = len(data) // 2
+    if damage == "flip":
+        flipped = bytes(b ^ 0xFF for b in data[middle : middle + 256])
+        tensors.write_bytes(data[:middle] + flipped + data[middle + 256 :])
+    else:
+        tensors.write_bytes(data[:middle])
+    damaged = tensors.read_bytes()
+    caplog.clear()
+    caplog.set_level(logging.INFO, logger="difflab")
+    resumed = run(tmp_path / "cut", resume=True, every=4)
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and tensors.name in warnings[0], warnings
+    assert "resumed from" in caplog.text and "step 4)" in caplog.text
+    assert tensors.read_bytes() == damaged  # kept as it was, for inspection
+    assert resumed.step == full.step == 2 * BATCHES_PER_EPOCH
     for (name, a), b in zip(full.model.state_dict().items(), resumed.model.state_dict().values()):
         assert torch.equal(a, b), name
 

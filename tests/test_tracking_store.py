@@ -54,8 +54,10 @@ def test_local_tracker_writes_folder_files_and_index(tmp_path):
     assert json.loads((run_dir / "run.json").read_text())["started"] == started
 
     rows = [json.loads(line) for line in (run_dir / METRICS_FILE).read_text().splitlines()]
-    assert [r["step"] for r in rows] == [1, 2, 3, 4, 5, 6, 7, 7, 7]
-    assert rows[-2]["value"] is None
+    # the replayed train/loss at step 7 replaced its first row; fid at step 7 stays
+    assert [(r["step"], r["name"]) for r in rows[-2:]] == [(7, "fid"), (7, "train/loss")]
+    assert [r["step"] for r in rows] == [1, 2, 3, 4, 5, 6, 7, 7]
+    assert rows[-2]["value"] is None and rows[-1]["value"] == 0.1
     assert json.loads((run_dir / "run.json").read_text())["status"] == "finished"
     with RunStore(tmp_path) as store:
         run = store.get_run(run_dir.name)

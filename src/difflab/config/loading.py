@@ -63,14 +63,19 @@ def coerce_value(value: Any, tp: Any, dotted: str) -> Any:
             return None
         tp = next(a for a in args if a is not type(None))
     try:
+        # TOML's true is no 1 and its 1 no true: only command-line strings are parsed.
         if tp is bool:
             if isinstance(value, bool):
                 return value
-            if str(value).lower() in ("1", "true", "yes", "on"):
+            if not isinstance(value, str):
+                raise ValueError("expected true or false")
+            if value.lower() in ("1", "true", "yes", "on"):
                 return True
-            if str(value).lower() in ("0", "false", "no", "off"):
+            if value.lower() in ("0", "false", "no", "off"):
                 return False
             raise ValueError("expected true or false")
+        if tp in (int, float) and isinstance(value, bool):
+            raise ValueError("expected a number, not true/false")
         if tp is int:
             if isinstance(value, float) and not value.is_integer():
                 raise ValueError("expected a whole number")
@@ -81,7 +86,8 @@ def coerce_value(value: Any, tp: Any, dotted: str) -> Any:
             return str(value)
     except (TypeError, ValueError) as err:
         flag = "--" + dotted.replace("_", "-")
-        raise ConfigError(f"{flag}: cannot use {value!r} ({err})") from err
+        name = flag if "_" not in dotted else f"{flag} (TOML key {dotted})"
+        raise ConfigError(f"{name}: cannot use {value!r} ({err})") from err
     if isinstance(tp, types.UnionType):  # pragma: no cover - no such fields today
         raise ConfigError(f"{dotted}: unsupported type {tp}")
     return value
@@ -131,7 +137,10 @@ def load_config(
             raise ConfigError(f"--config: {path} is not valid TOML ({err})") from err
         merged = config_to_dict(config)
         _deep_update(merged, file_data)
-        config = config_from_dict(merged)
+        try:
+            config = config_from_dict(merged)
+        except ConfigError as err:
+            raise ConfigError(f"--config {path}: {err}") from err
     return apply_overrides(config, overrides or {})
 
 

@@ -8,6 +8,7 @@ matplotlib is imported only by `show_images`.
 from __future__ import annotations
 
 import math
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -103,14 +104,30 @@ def load_samples_npz(path: str | Path, *, with_labels: bool = False):
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no sample file at {path}")
-    with np.load(path, allow_pickle=False) as data:
-        if "images" not in data.files:
-            raise ValueError(f"{path}: no 'images' array (found {data.files}); not a samples file")
-        images = data["images"]
-        labels = data["labels"] if "labels" in data.files else None
+    with open(path, "rb") as fh:
+        magic = fh.read(4)
+    if magic not in (b"PK\x03\x04", b"PK\x05\x06"):  # numpy would talk of pickles here
+        raise ValueError(f"{path}: not a .npz file (no zip archive); write one with difflab sample")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if "images" not in data.files:
+                found = data.files
+                raise ValueError(f"{path}: no 'images' array (found {found}); not a samples file")
+            images = data["images"]
+            labels = data["labels"] if "labels" in data.files else None
+    except (ValueError, OSError, zipfile.BadZipFile) as err:
+        if str(err).startswith(str(path)):
+            raise
+        # e.g. an object array: numpy's message would suggest allow_pickle=True (unsafe)
+        raise ValueError(f"{path}: unreadable samples file ({_first_sentence(err)})") from err
     if images.dtype != np.uint8 or images.ndim != 4:
         raise ValueError(f"{path}: expected uint8 (N, C, H, W), got {images.dtype} {images.shape}")
     return (images, labels) if with_labels else images
+
+
+def _first_sentence(err: Exception) -> str:
+    text = str(err).split("\n")[0]
+    return "holds pickled objects, never loaded" if "pickle" in text else text
 
 
 def show_images(

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from difflab.files import atomic_write_json
+from difflab.files import atomic_write_json, atomic_write_text
 from difflab.tracking.run_folder import CONFIG_FILE, METRICS_FILE
 from difflab.tracking.store import ARTIFACTS_FILE, STATUS_FILE, RunStatus, RunStore
 
@@ -30,6 +30,10 @@ class LocalTracker:
 
     Index rows are written in batches (every `flush_every` values or `flush_seconds`), so a
     per-batch loss costs one file append, not one database transaction.
+
+    metrics.jsonl holds one row per (name, step), like the index: a value logged again at a
+    step replaces the earlier row. A run resumed from a checkpoint older than its last rows
+    replays those steps, so their rows are superseded, not duplicated.
     """
 
     name = "local"
@@ -51,6 +55,7 @@ class LocalTracker:
         self._pending: list[tuple[int, str, float]] = []
         self._last_flush = time.monotonic()
         self._started = 0.0
+        self._logged: set[tuple[str, int]] = set()  # (name, step) of the rows in metrics.jsonl
 
     def start(self) -> None:
         if not (self.run_dir / CONFIG_FILE).is_file():
@@ -59,6 +64,7 @@ class LocalTracker:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             atomic_write_json(self.run_dir / CONFIG_FILE, self.config)
         self._started = _previous_start(self.run_dir) or time.time()  # a resumed run keeps it
+        self._logged = {key for key, _ in _metric_rows(self.run_dir / METRICS_FILE) if key}
         self._write_status("running", ended=None)
         self._store = RunStore(self.runs_dir)
         self._store.register_run(self.run_dir, status="running", started=self._started)
@@ -69,6 +75,10 @@ class LocalTracker:
             {"step": int(step), "name": k, "value": _finite_or_none(v), "time": now}
             for k, v in metrics.items()
         ]
+        keys = {(k, int(step)) for k in metrics}
+        if keys & self._logged:  # a replayed step (resume from an older checkpoint)
+            _drop_rows(self.run_dir / METRICS_FILE, keys)
+        self._logged |= keys
         append_jsonl(self.run_dir / METRICS_FILE, rows)
         self._pending.extend((int(step), k, float(v)) for k, v in metrics.items())
         if (
@@ -132,6 +142,27 @@ class LocalTracker:
 def _finite_or_none(value: float) -> float | None:
     value = float(value)
     return value if math.isfinite(value) else None
+
+
+def _metric_rows(path: Path) -> list[tuple[tuple[str, int] | None, str]]:
+    """((name, step) or None for a line that is no metric row, line) for each line of a file."""
+    if not path.is_file():
+        return []
+    out: list[tuple[tuple[str, int] | None, str]] = []
+    for line in path.read_text().splitlines():
+        try:
+            row = json.loads(line)
+            key = (row["name"], int(row["step"])) if isinstance(row, dict) else None
+        except (ValueError, KeyError, TypeError):
+            key = None
+        out.append((key, line))
+    return out
+
+
+def _drop_rows(path: Path, keys: set[tuple[str, int]]) -> None:
+    """Rewrite `path` (atomically) without the rows of `keys`; other lines stay as they were."""
+    kept = [line for key, line in _metric_rows(path) if key not in keys]
+    atomic_write_text(path, "".join(line + "\n" for line in kept))
 
 
 def _previous_start(run_dir: Path) -> float | None:

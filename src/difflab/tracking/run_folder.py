@@ -17,10 +17,12 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from difflab.files import atomic_write_json
+from difflab.files import atomic_write_json, atomic_write_text, sha256_file
 from difflab.tracking.paths import inside
 
 CONFIG_FILE = "config.json"
+# `sha256sum` format: config.json's hash when the run began (resume refuses an edited config)
+CONFIG_HASH_FILE = "config.sha256"
 ENVIRONMENT_FILE = "environment.json"
 CODE_DIFF_FILE = "code.diff"
 METRICS_FILE = "metrics.jsonl"
@@ -75,7 +77,7 @@ def create_run_folder(
     preset: str,
     name: str | None = None,
 ) -> Path:
-    """Make a new numbered run folder and write config.json, environment.json and code.diff."""
+    """Make a new numbered run folder: config.json (+ config.sha256), environment.json, code.diff."""
     runs_dir = Path(runs_dir)
     runs_dir.mkdir(parents=True, exist_ok=True)
     suffix = _slug(name) if name else f"{_slug(Path(dataset).name)}-{_slug(preset)}"
@@ -89,6 +91,8 @@ def create_run_folder(
     (run_dir / SAMPLES_DIR).mkdir()
     (run_dir / CHECKPOINTS_DIR).mkdir()
     atomic_write_json(run_dir / CONFIG_FILE, config)
+    digest = sha256_file(run_dir / CONFIG_FILE)
+    atomic_write_text(run_dir / CONFIG_HASH_FILE, f"{digest}  {CONFIG_FILE}\n")
     env, diff = describe_environment()
     atomic_write_json(run_dir / ENVIRONMENT_FILE, env)
     (run_dir / CODE_DIFF_FILE).write_text(diff)

@@ -35,6 +35,8 @@ log = logging.getLogger("difflab.training")
 
 Objective = Callable[[nn.Module, Any], torch.Tensor]
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
+# What `load_state_dict` needs from a checkpoint (one without them is damaged, not loadable).
+STATE_KEYS = ("learner", "model", "optimizer", "rng", "data", "callbacks")
 
 
 class Learner:
@@ -260,11 +262,15 @@ class Learner:
             set_torch_rng_of_rank(state.get("rng_per_rank", []), self.accelerator.process_index)
 
     def load_checkpoint(self, path: str | Path) -> None:
-        """Restore a checkpoint file, or the newest complete one of a run/checkpoints folder."""
-        from difflab.io.checkpoint import load_checkpoint, resolve_checkpoint
+        """Restore a checkpoint file, or the newest intact one of a run/checkpoints folder.
 
-        json_path = resolve_checkpoint(path)
-        self.load_state_dict(load_checkpoint(json_path))
+        A damaged newer checkpoint of a folder is skipped with a warning (see
+        difflab.io.checkpoint); a damaged file given by name is an error.
+        """
+        from difflab.io.checkpoint import load_checkpoint, newest_intact_checkpoint
+
+        json_path = newest_intact_checkpoint(path)
+        self.load_state_dict(load_checkpoint(json_path, require=STATE_KEYS))
         log.info("resumed from %s (epoch %d, step %d)", json_path, self.epoch, self.step)
 
     def _callback_keys(self) -> list[tuple[str, Callback]]:
