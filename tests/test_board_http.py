@@ -13,6 +13,7 @@ from difflab.config import RunConfig, config_to_dict
 from difflab.tracking.board.server import make_server
 from difflab.tracking.board.svg import line_chart, nice_ticks
 from difflab.tracking.demo import write_demo_run
+from difflab.tracking.reindex import rebuild
 
 EVIL = "<script>alert(1)</script>"
 
@@ -80,7 +81,7 @@ def test_unslugged_script_name_in_index_is_escaped(board, tmp_path):
     hostile = board.runs_dir / "00009-<img src=x onerror=alert(1)>"
     shutil.copytree(src, hostile)
     with RunStore(board.runs_dir) as store:
-        store.reindex()
+        rebuild(store)
     try:
         html = request(board, "/")[2].decode()
         assert "<img src=x" not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
@@ -90,7 +91,7 @@ def test_unslugged_script_name_in_index_is_escaped(board, tmp_path):
     finally:
         shutil.rmtree(hostile)
         with RunStore(board.runs_dir) as store:
-            store.reindex()
+            rebuild(store)
 
 
 def test_pages_and_images(board):

@@ -13,6 +13,7 @@ from difflab.config import RunConfig, config_to_dict
 from difflab.tracking.demo import write_demo_run
 from difflab.tracking.local import LocalTracker
 from difflab.tracking.query import best_run, open_store, resolve_run
+from difflab.tracking.reindex import rebuild
 from difflab.tracking.run_folder import METRICS_FILE, create_run_folder
 from difflab.tracking.store import INDEX_FILE, RunStore, flatten_config
 
@@ -142,7 +143,7 @@ def test_reindex_rebuilds_the_index_from_folders(tmp_path):
             "epoch_002.png",
             "epoch_003.png",
         ]
-        assert store.reindex() == 2 and store.count("metrics") == before["metrics"]
+        assert rebuild(store).runs == 2 and store.count("metrics") == before["metrics"]
 
 
 def test_resolve_run_and_best(tmp_path):

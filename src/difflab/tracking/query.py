@@ -16,7 +16,9 @@ def open_store(runs_dir: str | Path) -> RunStore:
     fresh = not (runs_dir / INDEX_FILE).is_file()
     store = RunStore(runs_dir)
     if fresh:
-        store.reindex()
+        from difflab.tracking.reindex import rebuild
+
+        rebuild(store)
     return store
 
 

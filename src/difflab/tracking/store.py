@@ -263,16 +263,6 @@ class RunStore:
                 (self._run_id(db, name), int(step), artifact, kind, rel.as_posix()),
             )
 
-    def reindex(self) -> int:
-        """Rebuild the whole index from the run folders; returns the number of runs indexed.
-
-        A run folder that cannot be read (a cut-off config.json, a symlink leading out of the
-        runs folder) is skipped with a warning naming its file; see `reindex.rebuild`.
-        """
-        from difflab.tracking.reindex import rebuild  # keeps this module small
-
-        return rebuild(self).runs
-
     # --- reading ---------------------------------------------------------------------------
 
     def list_runs(self) -> list[RunRecord]:
