@@ -17,8 +17,9 @@ import pytest
 
 import difflab.training
 from difflab.cli.main import build_parser, main
-from difflab.cli.train import resume_notify, start_run
+from difflab.cli.train import resume_notify
 from difflab.config import load_config
+from difflab.experiment import start_run
 from difflab.io.checkpoint import checkpoint_step, list_checkpoints
 from difflab.training import Callback
 

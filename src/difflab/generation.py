@@ -20,6 +20,16 @@ from difflab.io.trained import TrainedModel
 from difflab.samplers import SamplingPlan, sample_in_batches, sampler_spec
 
 
+def pick_device(name: str = "auto") -> torch.device:
+    """--device: "auto" is the first CUDA GPU when there is one, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        return torch.device(name)
+    except RuntimeError as err:
+        raise ValueError(f"--device: {name!r} is not a device (auto, cpu, cuda, cuda:1)") from err
+
+
 def sampling_plan(trained: TrainedModel, sample: SampleConfig) -> SamplingPlan:
     """The registered sampler's timesteps, options and cost for this model's schedule."""
     return sampler_spec(sample.sampler).plan(trained.schedule.alpha_bar, sample)

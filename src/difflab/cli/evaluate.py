@@ -60,6 +60,11 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
         help="where sweep/x0 outputs go (default: RUN_DIR/eval or beside the model)",
     )
     parser.add_argument("--data-root", metavar="DIR", help="folder with the Fashion-MNIST files")
+    parser.add_argument(
+        "--device",
+        default="auto",
+        help="where the model samples: auto (a CUDA GPU if there is one), cpu, cuda, cuda:1",
+    )
     add_sampling_arguments(parser, n=2048)
     parser.set_defaults(handler=run)
 
@@ -126,9 +131,10 @@ def run(args: argparse.Namespace) -> int:
     evaluator = load_evaluator(args)
     result: Any
     if is_model_target(target):
+        from difflab.generation import pick_device
         from difflab.io.trained import load_trained
 
-        trained = load_trained(target)
+        trained = load_trained(target, device=pick_device(args.device))
         kid = not args.no_kid
         if args.sweep:
             result = evaluation.sweep_samplers(

@@ -40,6 +40,9 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
         help="also save x0_hat over the steps for the first 8 images",
     )
     parser.add_argument("--no-bf16", action="store_true", help="run the network in float32")
+    parser.add_argument(
+        "--device", default="auto", help="auto (a CUDA GPU if there is one), cpu, cuda, cuda:1"
+    )
     parser.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     add_sampling_arguments(parser)
     parser.set_defaults(handler=run)
@@ -59,13 +62,13 @@ def default_out(model_path: Path, sample) -> Path:
 
 def run(args: argparse.Namespace) -> int:
     from difflab.data import to_uint8
-    from difflab.generation import generate_images, sampling_plan
+    from difflab.generation import generate_images, pick_device, sampling_plan
     from difflab.io.images import save_grid, save_samples_npz, save_trajectory
     from difflab.io.trained import load_trained
     from difflab.samplers import sampler_spec
 
     sample = sample_config(args)
-    trained = load_trained(existing_model_path(args.model))
+    trained = load_trained(existing_model_path(args.model), device=pick_device(args.device))
     trajectory: list = []
 
     def record(info) -> None:

@@ -22,6 +22,7 @@ def quickstart(config: RunConfig, *, progress: bool = True) -> tuple[int, dict[s
     1 when the loss went non-finite; 130 when training was interrupted (resumable).
     Other ranks under `accelerate launch` share the training and return (0, None)."""
     from difflab.evaluation import sample_and_measure
+    from difflab.generation import pick_device
     from difflab.io.trained import load_trained
     from difflab.metrics.shipped import load_shipped_evaluator
     from difflab.training import process_rank
@@ -37,7 +38,7 @@ def quickstart(config: RunConfig, *, progress: bool = True) -> tuple[int, dict[s
         return 1, None  # nothing to sample from: say so instead of failing to load the model
     if not summary["finished"]:
         return 130, None  # interrupted: the checkpoint is saved, `difflab train --resume` continues
-    trained = load_trained(run_dir)
+    trained = load_trained(run_dir, device=pick_device())
     bf16 = config.train.mixed_precision == "bf16"
     log.info("2/3 sampling a grid with %s, %d steps", config.sample.sampler, config.sample.steps)
     grid = _save_grid(trained, config, run_dir, bf16=bf16)

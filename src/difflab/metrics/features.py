@@ -52,10 +52,14 @@ def extract_features(
     low: float = -0.5,
     high: float = 0.5,
     batch_size: int = 500,
-    device: str | torch.device = "cpu",
+    device: str | torch.device | None = None,
     progress: bool = False,
 ) -> Tensor:
-    """Pooled features (N, D) float32 of `images` at `layer` (flattened per image)."""
+    """Pooled features (N, D) float32 of `images` at `layer` (flattened per image).
+
+    Images go to `device` (default: where the model's weights are), features come back on the CPU.
+    """
+    device = device if device is not None else next(model.parameters()).device
     n = len(images)
     if n == 0:
         raise ValueError("no images to extract features from")
