@@ -9,12 +9,12 @@ from __future__ import annotations
 import hashlib
 import http.client
 import os
-import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 from difflab.data.errors import DatasetError
+from difflab.files import atomic_write
 
 CHUNK = 1 << 20
 
@@ -28,21 +28,18 @@ def base_url(default: str, url: str | None) -> str:
 def download(url: str, dest: Path, *, md5: str) -> Path:
     """Fetch `url` to `dest` (atomically, only if its md5 is `md5`); DatasetError otherwise."""
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as out:
+
+    def fetch_verified(tmp: Path) -> None:
+        with tmp.open("wb") as out:
             got = stream_to(url, out, desc=dest.name)
-        if got != md5:
+        if got != md5:  # raising here leaves nothing behind (difflab.files.atomic_write)
             raise DatasetError(
                 f"{url}: downloaded file has md5 {got}, expected {md5}: the download is corrupted "
                 "or the server holds another file. Nothing was kept; try again or use another "
                 "mirror (url= or DIFFLAB_DOWNLOAD_URL)."
             )
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return dest
+
+    return atomic_write(dest, fetch_verified)
 
 
 def stream_to(url: str, out, *, desc: str) -> str:
