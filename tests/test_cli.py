@@ -33,6 +33,27 @@ def test_usage_errors_exit_with_code_2(capsys):
     assert "--train.batch-size" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("command", ["train", "quickstart"])
+def test_bad_data_fails_before_a_run_folder_is_made(command, tmp_path, capsys):
+    runs = tmp_path / "runs"
+    args = [command, "--preset", "tiny", "--data.dataset", str(tmp_path / "missing"),
+            "--runs-dir", str(runs)]  # fmt: skip
+    assert main(args) == 2
+    assert "missing: neither a known data set" in capsys.readouterr().err
+    assert not runs.exists() or not any(runs.iterdir())  # no orphan run folder
+
+
+def test_sample_on_a_missing_folder_says_it_is_missing(tmp_path, capsys):
+    assert main(["sample", str(tmp_path / "nope")]) == 2
+    assert "nope: no such run folder or model file" in capsys.readouterr().err
+
+
+def test_an_empty_sweep_is_refused(tmp_path, capsys):
+    args = ["eval", str(tmp_path), "--sweep", "--samplers", "", "--steps-list", "5"]
+    assert main(args) == 2
+    assert "--samplers: give at least one value" in capsys.readouterr().err
+
+
 def test_dry_run_prints_the_resolved_config(capsys):
     with pytest.raises(SystemExit):
         main(["train", "--preset", "tiny", "--train.lr", "1e-3", "--dry-run"])

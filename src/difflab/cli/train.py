@@ -154,7 +154,7 @@ def run_finished(run_dir: Path) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
-    from difflab.experiment import start_run_once, train_experiment
+    from difflab.experiment import train_experiment
 
     if args.lr_find:
         from difflab.experiment import find_learning_rate
@@ -165,6 +165,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.resume_notify and not args.resume:
         raise ValueError("--resume-notify only applies with --resume RUN_DIR")
+    run_dir = None  # a new run's folder is made once its data loaded (no orphan on bad --data.*)
     if args.resume:
         run_dir = Path(args.resume)
         config = resume_config(run_dir, args)
@@ -175,9 +176,7 @@ def run(args: argparse.Namespace) -> int:
         log.info("resuming %s", run_dir)
     else:
         config = resolve_config(args)
-        run_dir = start_run_once(config)
-        log.info("run folder: %s", run_dir)
     summary = train_experiment(
         config, run_dir, resume=run_dir if args.resume else None, progress=not args.no_progress
     )
-    return report_summary(summary, run_dir, as_json=args.json)
+    return report_summary(summary, Path(summary["run_dir"]), as_json=args.json)

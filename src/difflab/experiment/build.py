@@ -105,20 +105,22 @@ def build_learner(
     run_dir: Path,
     *,
     callbacks: Sequence = (),
+    data: tuple | None = None,
     rank: int = 0,
     world_size: int = 1,
     validate: bool = True,
     progress: bool = True,
 ) -> tuple[Any, tuple[int, int, int]]:
-    """(Learner, image shape) for `config`: data, network (seeded by --train.seed), objective,
-    AdamW, the recipe's callbacks, sample grids / FID as configured, then `callbacks`."""
+    """(Learner, image shape) for `config`: data (`build_data`'s, unless given), network (seeded
+    by --train.seed), objective, AdamW, the recipe's callbacks, sample grids / FID as
+    configured, then `callbacks`."""
     from difflab.training import Learner
 
     t = config.train
     torch.manual_seed(t.seed)  # the weights' initialisation follows the seed
-    train_batches, valid_batches, image_shape = build_data(
-        config, rank=rank, world_size=world_size, validate=validate
-    )
+    if data is None:
+        data = build_data(config, rank=rank, world_size=world_size, validate=validate)
+    train_batches, valid_batches, image_shape = data
     model = build_model(config, image_shape)
     if world_size > 1:  # same weights on every rank (above), but each rank its own noise
         torch.manual_seed(t.seed + rank)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from difflab.config import RunConfig
-from difflab.experiment.train import nonfinite_message, start_run_once, train_experiment
+from difflab.experiment.train import nonfinite_message, train_experiment
 
 log = logging.getLogger("difflab")
 
@@ -28,9 +28,9 @@ def quickstart(config: RunConfig, *, progress: bool = True) -> tuple[int, dict[s
     from difflab.training import process_rank
 
     evaluator = load_shipped_evaluator(data_root=config.data.root)  # fail early, not after training
-    run_dir = start_run_once(config)  # one folder, also under accelerate launch / torchrun
-    log.info("1/3 training -> %s", run_dir)
-    summary = train_experiment(config, run_dir, progress=progress)
+    log.info("1/3 training")
+    summary = train_experiment(config, progress=progress)  # makes the run folder
+    run_dir = Path(summary["run_dir"])
     if process_rank()[0] != 0:
         return 0, None  # training was shared; sampling and evaluation are the main process's
     if summary["stop_reason"] == "nonfinite":

@@ -90,15 +90,27 @@ def notify_callbacks(config: RunConfig) -> list:
 
 
 def train_experiment(
-    config: RunConfig, run_dir: Path, *, resume: Path | None = None, progress: bool = True
+    config: RunConfig,
+    run_dir: Path | None = None,
+    *,
+    resume: Path | None = None,
+    progress: bool = True,
 ) -> dict[str, Any]:
-    """Train, then write model.safetensors + model.json (EMA weights) into run_dir."""
+    """Train, then write model.safetensors + model.json (EMA weights) into the run folder.
+
+    Without `run_dir` a new run folder is made once the data has loaded, so a bad --data.*
+    value fails before anything is written.
+    """
     from difflab.tracking.base import make_trackers
     from difflab.training import find_callback, process_rank
     from difflab.training.callbacks.budget import WallClockBudget
     from difflab.training.callbacks.tracking import TrackingCallback
 
     rank, world_size = process_rank()
+    data = build_data(config, rank=rank, world_size=world_size)
+    if run_dir is None:
+        run_dir = start_run_once(config)
+        log.info("run folder: %s", run_dir)
     extra: list = []
     if rank == 0:
         trackers = make_trackers(
@@ -107,7 +119,7 @@ def train_experiment(
         extra = [TrackingCallback(trackers), *notify_callbacks(config)]
     save, last = SaveModelCB(config), LastValues()
     learn, save.image_shape = build_learner(
-        config, run_dir, rank=rank, world_size=world_size, progress=progress,
+        config, run_dir, data=data, rank=rank, world_size=world_size, progress=progress,
         callbacks=[*extra, save, last],
     )  # fmt: skip
     start = time.perf_counter()
