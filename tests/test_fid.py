@@ -79,10 +79,28 @@ def test_singular_covariances_n_below_d_stay_finite_and_exact() -> None:
     r2 = (v2 * np.sqrt(np.clip(w2, 0, None))) @ v2.T
     nuclear = np.linalg.svd(r1 @ r2, compute_uv=False).sum()
     expected = np.sum((mu1 - mu2) ** 2) + np.trace(s1) + np.trace(s2) - 2 * nuclear
-    # Round-off eigenvalues ~eps*|M| of the null space add up to sqrt(eps*|M|) each after the
-    # square root, hence rel=1e-7 here (full-rank cases above agree to 1e-10).
+    # numpy's eigh leaves round-off in the null space too; the reference itself is good to ~1e-7
     assert ours == pytest.approx(expected, rel=1e-7)
     assert not np.isfinite(frechet_distance(mu1, s1, mu2, s2, method="newton_schulz"))
+
+
+@pytest.mark.parametrize("d,n", [(256, 100), (512, 60), (32, 400)])
+def test_known_answers_at_n_below_and_above_d(d: int, n: int) -> None:
+    """FID(X, X) = 0, and X2 = c X1 + b gives |b + (c - 1) mu1|^2 + (1 - c)^2 Tr(S1) exactly
+    (S2 = c^2 S1, so Tr((S1 S2)^(1/2)) = c Tr(S1)), whether the covariances are singular
+    (n <= d: round-off eigenvalues in the null space must not be summed) or not."""
+    from difflab.metrics.features import feature_statistics
+
+    rng = np.random.default_rng(d + n)
+    x1 = rng.standard_normal((n, d)) @ rng.standard_normal((d, d)) * 0.1
+    mu1, s1 = feature_statistics(x1)
+    scale = np.trace(s1)
+    assert abs(frechet_distance(mu1, s1, mu1, s1)) < 1e-12 * scale  # was -2.5e-5 * ... at 256/100
+    c, b = 2.0, 3.0
+    mu2, s2 = feature_statistics(c * x1 + b)
+    exact = np.sum((mu1 - mu2) ** 2) + (1 - c) ** 2 * scale
+    assert frechet_distance(mu1, s1, mu2, s2) == pytest.approx(exact, rel=1e-12)
+    assert FrechetReference(mu1, s1).distance(mu2, s2) == pytest.approx(exact, rel=1e-12)
 
 
 def test_reference_object_matches_function() -> None:
