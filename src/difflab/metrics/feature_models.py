@@ -203,9 +203,11 @@ def load_feature_evaluator(
 
 
 def _resolve(dataset, image_shape, data_root, model_id, registry):
+    from difflab.data.catalog import find_spec
+
     fix = f"run `difflab classifier train --dataset {dataset}`"
-    data = _load_data(dataset, data_root)
-    name, identity = (data.name, data.identity) if data is not None else (dataset, None)
+    spec = find_spec(dataset)
+    name = spec.name if spec is not None else Path(dataset).name
     entries = list_feature_models(registry)
     if model_id is not None:
         chosen = [e for e in entries if e.id == model_id]
@@ -213,10 +215,16 @@ def _resolve(dataset, image_shape, data_root, model_id, registry):
             raise FeatureModelError(
                 f"no feature model {model_id!r}: `difflab classifier ls` lists them, or {fix}"
             )
+        if chosen[0].identity["name"] != name:
+            raise FeatureModelError(
+                f"feature model {model_id} is for {chosen[0].identity['name']}, not {name}: {fix}"
+            )
     else:
         chosen = [e for e in entries if e.identity["name"] == name]
-        if not chosen:
+        if not chosen:  # before reading any data: a missing model must not start a download
             raise FeatureModelError(f"no feature model for {name}: {fix}")
+    data = _load_data(dataset, data_root)
+    identity = None if data is None else data.identity
     if identity is not None:
         same = [e for e in chosen if e.identity["sha256"] == identity["sha256"]]
         if not same:
