@@ -69,7 +69,7 @@ def trained(tmp_path_factory):
     mp.setenv("DIFFLAB_CACHE", str(root / "cache"))
     args = ["classifier", "train", "--dataset", str(folder), "--registry", str(registry)]
     try:
-        assert main([*args, *TRAIN_FLAGS, "--no-progress", "--threads", "1"]) == 0
+        assert main([*args, *TRAIN_FLAGS, "--no-progress"]) == 0
     finally:
         mp.undo()
     return folder, registry
@@ -138,9 +138,19 @@ def test_unlabelled_folder_is_refused_in_one_line(tmp_path, capsys) -> None:
     assert "unlabelled" in err and "fashion_mnist" in err and "\n" not in err
 
 
-def test_rgb_arrays_of_another_size_train_and_register(tmp_path) -> None:
+def test_rgb_arrays_of_another_size_train_and_register(tmp_path, monkeypatch) -> None:
+    import torch
+
     from difflab.metrics.feature_models import list_feature_models, save_feature_model
     from difflab.training.fit_classifier import fit_classifier
+    from difflab.training.learner import Learner
+
+    fits = []  # the one training loop: the Learner's
+    real_fit = Learner.fit
+    monkeypatch.setattr(
+        Learner, "fit", lambda self, n, **kw: fits.append(n) or real_fit(self, n, **kw)
+    )
+    threads = torch.get_num_threads()
 
     images, labels = draw_shapes(30, size=20, channels=3)
     held_out = stratified_holdout(labels)
@@ -152,6 +162,7 @@ def test_rgb_arrays_of_another_size_train_and_register(tmp_path) -> None:
     )
     model, record, _ = fit_classifier(config, data=data, progress=False)
     assert model.config()["in_channels"] == 3 and record["test_accuracy"] >= 0.7
+    assert fits == [8] and torch.get_num_threads() == threads  # --threads only for the fit
     card = save_feature_model(model, record, data, registry=tmp_path)
     assert card["image_shape"] == [3, 20, 20] and card["id"] == "rgb_shapes-" + "ab" * 6
     assert [e.id for e in list_feature_models(tmp_path)][-1] == card["id"]

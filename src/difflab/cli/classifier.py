@@ -37,12 +37,6 @@ def add_parser(subparsers: argparse._SubParsersAction, name: str) -> argparse.Ar
         "--out", default=None, help="write the feature model here instead of the registry"
     )
     _registry_flag(train)
-    train.add_argument(
-        "--threads",
-        type=int,
-        default=None,
-        help="torch CPU threads (1 avoids spin-waiting on a busy shared machine)",
-    )
     train.add_argument("--no-progress", action="store_true", help="plain log lines, no bars")
     train.set_defaults(handler=run_train)
     listing = actions.add_parser("ls", help="list the registered feature models")
@@ -64,10 +58,6 @@ def _registry_flag(parser: argparse.ArgumentParser) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     config = dataclass_from_args(ClassifierConfig, args)
-    if args.threads is not None:
-        import torch
-
-        torch.set_num_threads(args.threads)
     from difflab.training.fit_classifier import train_feature_model
 
     start = time.perf_counter()

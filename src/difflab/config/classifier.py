@@ -23,7 +23,7 @@ class ClassifierConfig:
         "fashion_mnist, mnist, cifar10, or a folder with one sub-folder of images per class",
     )
     root: str | None = option(None, "folder holding the dataset files (else DIFFLAB_DATA, caches)")
-    epochs: int = option(8, "passes over the training images")
+    epochs: int = option(7, "passes over the training images")
     batch_size: int = option(256, "images per optimiser step")
     lr: float = option(1e-2, "peak learning rate of the one-cycle schedule (AdamW)")
     warmup: float = option(0.25, "fraction of the steps spent warming the learning rate up")
@@ -33,14 +33,22 @@ class ClassifierConfig:
     flip: bool = option(True, "random horizontal flips (false for digits and text)")
     erase_p: float = option(0.0, "random-erasing probability (Zhong et al. 2020; 0: off)")
     widths: tuple[int, ...] = option(
-        (32, 64, 128), "channels of the ResNet stages, comma-separated (last: feature dimension)"
+        (16, 32, 64, 128),
+        "channels of the ResNet stages, comma-separated (last: feature dimension)",
     )
     stem_stride: int = option(2, "1 or 2: the stem halves the resolution (2: ~4x less compute)")
     dropout: float = option(0.1, "dropout before the classification head")
     low: float = option(-0.5, "pixel value that black maps to (the diffusion data range)")
     high: float = option(0.5, "pixel value that white maps to")
-    mixed_precision: str = option("bf16", "no, bf16 (CPU and GPU) or fp16 (GPU)")
+    mixed_precision: str = option(
+        "no", "no, bf16 or fp16 (GPU); bf16 was 3x slower on a CPU without native bf16"
+    )
     seed: int = option(0, "seed of weights, data order and augmentation")
+    threads: int | None = option(
+        1,
+        "torch CPU threads (None: torch's default); 2 threads ran ~10x slower than 1 on a "
+        "2-core machine while another process held a core",
+    )
     limit: int | None = option(None, "use only the first N training images (quick runs, tests)")
     test_limit: int | None = option(None, "use only the first N test images (tests)")
 
@@ -69,4 +77,5 @@ class ClassifierConfig:
             "--limit",
             f"must be >= --batch-size ({self.batch_size})",
         )
+        _require(self.threads is None or self.threads >= 1, "--threads", "must be >= 1")
         _require(self.test_limit is None or self.test_limit >= 2, "--test-limit", "must be >= 2")

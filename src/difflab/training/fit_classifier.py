@@ -14,7 +14,8 @@ from __future__ import annotations
 import logging
 import platform
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
@@ -168,11 +169,28 @@ def build_classifier(config: ClassifierConfig, data: LabelledData) -> ImageClass
     return model.to(memory_format=torch.channels_last)
 
 
+@contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Run the block with `n` torch CPU threads (None: unchanged), then restore the count."""
+    previous = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 def fit_classifier(
     config: ClassifierConfig, *, data: LabelledData | None = None, progress: bool = True
 ) -> tuple[ImageClassifier, dict[str, Any], LabelledData]:
-    """Train with the Learner; returns the model (eval mode, CPU), a JSON-able record of the
-    run and the (limited) data it used."""
+    """Train with the Learner (on `config.threads` CPU threads); returns the model (eval mode,
+    CPU), a JSON-able record of the run and the (limited) data it used."""
+    with torch_threads(config.threads):
+        return _fit(config, data, progress)
+
+
+def _fit(config, data, progress):
     from functools import partial
 
     from difflab.data import InMemoryBatches
@@ -249,5 +267,9 @@ def train_feature_model(
     returns the card."""
     from difflab.metrics.feature_models import save_feature_model
 
-    model, record, data = fit_classifier(config, progress=progress)
-    return save_feature_model(model, record, data, registry=registry, out=out, progress=progress)
+    with torch_threads(config.threads):
+        model, record, data = fit_classifier(config, progress=progress)
+        card = save_feature_model(
+            model, record, data, registry=registry, out=out, progress=progress
+        )
+    return card
