@@ -1,4 +1,5 @@
-"""The feature classifier, its augmentations, a tiny training run, and the shipped weights."""
+"""The feature classifier, its augmentations, a tiny Fashion-MNIST run, and the shipped weights
+(directly and as the registry's built-in entry)."""
 
 from __future__ import annotations
 
@@ -11,16 +12,15 @@ import pytest
 import torch
 
 from difflab.cli.main import main
+from difflab.config.classifier import ClassifierConfig
 from difflab.metrics.real_data import load_split
-from difflab.models.classifier import FashionClassifier
+from difflab.models.classifier import FashionClassifier, ImageClassifier
 from difflab.training.fit_classifier import (
-    ClassifierTrainConfig,
     evaluate_accuracy,
-    fit_classifier,
     random_crop,
     random_erase,
     random_flip,
-    save_classifier_assets,
+    train_feature_model,
 )
 
 ASSETS = Path(__file__).resolve().parents[1] / "src" / "difflab" / "assets"
@@ -77,33 +77,53 @@ def test_flip_and_erase() -> None:
     assert 60 < int(changed.sum()) < 140 and erased.min() >= -0.5 and erased.max() <= 0.5
 
 
+def test_any_channels_and_size_and_stride_two_stem() -> None:
+    model = ImageClassifier(in_channels=3, n_classes=4, widths=(8, 16), stem_stride=2)
+    for h, w in ((16, 16), (40, 24)):
+        assert model(torch.zeros(2, 3, h, w)).shape == (2, 4)
+    clone = ImageClassifier.from_config(json.loads(json.dumps(model.config())))
+    assert clone.config() == model.config() and clone.stem[0].stride == (2, 2)
+    assert "stem_stride" not in FashionClassifier().config()  # the shipped JSON stays valid
+
+
 @needs_data
 def test_tiny_training_run_learns_and_writes_verifiable_assets(tmp_path: Path) -> None:
-    config = ClassifierTrainConfig(
-        epochs=3, batch_size=64, limit=2048, test_limit=1000, widths=(8, 16), lr=1e-2, erase_p=0.0
-    )
-    model, record = fit_classifier(config, progress=False)
-    assert record["test_accuracy"] > 0.5  # 10 classes: chance is 0.1
-    meta = save_classifier_assets(model, record, tmp_path, progress=False)
-    assert meta["feature_dim"] == 16 and meta["reference_stats"]["n"] == 1000
-    assert len(meta["data_sha256"]["test"]) == 64
-    from difflab.metrics.shipped import load_feature_model
+    from difflab.metrics.feature_models import read_entry
 
-    feature_model = load_feature_model(tmp_path)
+    config = ClassifierConfig(
+        epochs=3, batch_size=64, limit=2048, test_limit=1000, widths=(8, 16), lr=1e-2
+    )
+    card = train_feature_model(config, out=tmp_path, progress=False)
+    assert card["test_accuracy"] > 0.5  # 10 classes: chance is 0.1
+    assert card["feature_dim"] == 16 and card["reference_stats"]["n"] == 1000
+    assert card["identity"]["name"] == "fashion_mnist" and len(card["identity"]["sha256"]) == 64
+    entry = read_entry(tmp_path)
+    feature_model = entry.load_model()
     x, y = load_split("fashion_mnist", "test")
     x_t = torch.from_numpy(x[:500]).float() / 255 - 0.5
     acc = evaluate_accuracy(feature_model.module, x_t, torch.from_numpy(y[:500]))
     assert acc > 0.5
-    (tmp_path / meta["weights_file"]).write_bytes(b"tampered")
+    (tmp_path / card["weights_file"]).write_bytes(b"tampered")
     with pytest.raises(ValueError, match="sha256"):
-        load_feature_model(tmp_path)
+        entry.load_model()
+
+
+def test_config_flags_are_generated_and_validated(capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["classifier", "train", "--widths", "8,16", "--epochs", "2", "--dry-run"])
+    assert exit_info.value.code == 0
+    resolved = json.loads(capsys.readouterr().out)
+    assert resolved["widths"] == [8, 16] and resolved["epochs"] == 2
+    assert main(["classifier", "train", "--stem-stride", "3"]) == 2
+    assert "--stem-stride" in capsys.readouterr().err
 
 
 def test_cli_help(capsys) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["classifier", "train", "--help"])
     assert exit_info.value.code == 0
-    assert "--epochs" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert all(f"--{flag}" in out for flag in ("epochs", "widths", "dataset", "registry"))
 
 
 needs_assets = pytest.mark.skipif(
@@ -155,3 +175,28 @@ def test_shipped_reference_statistics_are_those_of_the_test_split(shipped_and_te
     np.testing.assert_allclose(reference.mu, mu, rtol=0, atol=1e-5)
     np.testing.assert_allclose(reference.sigma, sigma, rtol=0, atol=1e-7)
     assert np.abs(reference.sigma).max() > 1e-2  # the tolerance is tight relative to the entries
+
+
+@needs_assets
+@needs_data
+def test_builtin_entry_through_the_registry_gives_the_shipped_numbers(tmp_path, monkeypatch):
+    from difflab.metrics.feature_models import (
+        BUILTIN_ID,
+        find_feature_model,
+        load_feature_evaluator,
+    )
+    from difflab.metrics.reference import load_reference_stats
+    from difflab.metrics.shipped import load_shipped_evaluator
+
+    monkeypatch.setenv("DIFFLAB_CACHE", str(tmp_path))
+    entry = find_feature_model("fashion_mnist", image_shape=(1, 28, 28), registry=tmp_path)
+    assert entry.id == BUILTIN_ID and entry.builtin
+    generic = load_feature_evaluator("fashion_mnist", image_shape=(1, 28, 28), registry=tmp_path)
+    info = entry.card["reference_stats"]
+    shipped_stats = load_reference_stats(ASSETS / info["file"], sha256=info["sha256"])
+    np.testing.assert_array_equal(generic.reference.mu, shipped_stats.mu)
+    np.testing.assert_array_equal(generic.reference.sigma, shipped_stats.sigma)
+    images = load_split("fashion_mnist", "test")[0][:600]
+    shipped = load_shipped_evaluator(with_real_images=False)
+    assert generic.fid(images, floor=False).fid == shipped.fid(images, floor=False).fid
+    assert generic.feature_model.weights_sha256 == entry.card["weights_sha256"]

@@ -78,3 +78,28 @@ def flag_value(args: argparse.Namespace, dotted: str) -> Any:
     """The raw value given for a config flag, or None when the user did not give it."""
     value = getattr(args, f"cfg:{dotted}", _SENTINEL)
     return None if value is _SENTINEL else value
+
+
+def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type, *, title: str) -> None:
+    """One `--field-name` flag per field of a flat config dataclass (e.g. ClassifierConfig),
+    plus --dry-run; read them back with `dataclass_from_args`."""
+    parser.add_argument(
+        "--dry-run", action="store_true", help="print the resolved config as JSON and exit"
+    )
+    group = parser.add_argument_group(title)
+    for flag, dotted, help_text in _flags(cls):
+        group.add_argument(
+            flag, dest=f"cfg:{dotted}", default=_SENTINEL, metavar="V", help=help_text
+        )
+
+
+def dataclass_from_args(cls: type, args: argparse.Namespace) -> Any:
+    """Defaults < flags, values converted to the fields' types. Prints and exits on --dry-run."""
+    from difflab.config import config_from_dict
+
+    config = config_from_dict(given_overrides(args), cls)
+    if args.dry_run:
+        json.dump(config_to_dict(config), sys.stdout, indent=2)
+        print()
+        raise SystemExit(0)
+    return config

@@ -3,6 +3,7 @@
 This package imports the standard library only (no torch), so `difflab --help` stays fast.
 """
 
+from difflab.config.classifier import ClassifierConfig
 from difflab.config.loading import (
     ConfigError,
     apply_overrides,
@@ -24,6 +25,7 @@ from difflab.config.schema import (
 
 __all__ = [
     "PRESETS",
+    "ClassifierConfig",
     "ConfigError",
     "DataConfig",
     "DiffusionConfig",

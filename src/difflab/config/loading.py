@@ -62,6 +62,9 @@ def coerce_value(value: Any, tp: Any, dotted: str) -> Any:
         if value is None or (isinstance(value, str) and value.lower() in ("none", "null", "")):
             return None
         tp = next(a for a in args if a is not type(None))
+    if typing.get_origin(tp) is tuple:  # tuple[int, ...]: "32,64,128" or a TOML list
+        items = value.split(",") if isinstance(value, str) else value
+        return tuple(coerce_value(v, typing.get_args(tp)[0], dotted) for v in items)
     try:
         # TOML's true is no 1 and its 1 no true: only command-line strings are parsed.
         if tp is bool:

@@ -3,12 +3,12 @@
 `load_shipped_evaluator()` needs nothing trained locally: weights and reference statistics ship
 in difflab/assets. The real-data floor and KID additionally read the Fashion-MNIST images
 (difflab.data / $DIFFLAB_DATA); without them FID still works and floor/KID say unavailable.
+Its JSON is a feature-model card (metrics/feature_models.py): this is the registry's built-in
+entry, read by the same code.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from importlib import resources
 from pathlib import Path
@@ -23,46 +23,22 @@ def assets_dir() -> Path:
     return Path(str(resources.files("difflab") / "assets"))
 
 
-def _verified_bytes(path: Path, sha256: str) -> bytes:
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"{path} is missing; rebuild the assets with "
-            "`difflab classifier train --dataset fashion_mnist --out src/difflab/assets`"
-        )
-    data = path.read_bytes()
-    actual = hashlib.sha256(data).hexdigest()
-    if actual != sha256:
-        raise ValueError(f"{path}: sha256 {actual} does not match {sha256} recorded in {META_NAME}")
-    return data
+def _entry(folder: str | Path | None):
+    from difflab.metrics.feature_models import read_entry
+
+    folder = Path(folder or assets_dir())
+    if not (folder / META_NAME).is_file():
+        raise FileNotFoundError(f"{folder / META_NAME} not found: no shipped feature classifier")
+    return read_entry(folder, card_name=META_NAME, builtin=True)
 
 
 def load_classifier_meta(folder: str | Path | None = None) -> dict[str, Any]:
-    path = Path(folder or assets_dir()) / META_NAME
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: no shipped feature classifier")
-    return json.loads(path.read_text())
+    return _entry(folder).card
 
 
 def load_feature_model(folder: str | Path | None = None):
     """The packaged classifier as a FeatureModel (eval mode, CPU), weights sha256 verified."""
-    from safetensors.torch import load
-
-    from difflab.metrics.evaluator import FeatureModel
-    from difflab.models.classifier import FashionClassifier
-
-    folder = Path(folder or assets_dir())
-    meta = load_classifier_meta(folder)
-    state = load(_verified_bytes(folder / meta["weights_file"], meta["weights_sha256"]))
-    model = FashionClassifier.from_config(meta["config"])
-    model.load_state_dict(state)
-    model.eval()
-    return FeatureModel(
-        model,
-        meta["feature_layer"],
-        meta["weights_sha256"],
-        dict(meta["preprocessing"]),
-        name="fmnist_classifier",
-    )
+    return _entry(folder).load_model()
 
 
 def load_shipped_evaluator(
@@ -74,23 +50,17 @@ def load_shipped_evaluator(
     (KID) are loaded when available; if they are not, a warning is logged and FID still works.
     """
     from difflab.metrics.evaluator import ImageEval
-    from difflab.metrics.reference import load_reference_stats
 
-    folder = Path(folder or assets_dir())
-    meta = load_classifier_meta(folder)
-    info = meta["reference_stats"]
-    reference = load_reference_stats(folder / info["file"], sha256=info["sha256"])
-    if reference.meta.get("feature_weights_sha256") != meta["weights_sha256"]:
-        raise ValueError(f"{folder}: reference statistics were computed with other weights")
+    entry = _entry(folder)
     train_images = test_images = None
     if with_real_images:
-        train_images, test_images = _load_real_images(meta, data_root)
+        train_images, test_images = _load_real_images(entry.card, data_root)
     return ImageEval(
-        load_feature_model(folder),
-        reference,
+        entry.load_model(),
+        entry.load_reference(),
         real_images=train_images,
         reference_images=test_images,
-        dataset=meta["dataset"],
+        dataset=entry.card["dataset"],
     )
 
 
@@ -98,7 +68,7 @@ def _load_real_images(meta: dict[str, Any], root: str | None) -> tuple[Any, Any]
     from difflab.metrics.real_data import data_checksum, load_split
 
     try:
-        train, train_labels = load_split(meta["dataset"], "train", root)
+        train, _ = load_split(meta["dataset"], "train", root)
         test, test_labels = load_split(meta["dataset"], "test", root)
     except (FileNotFoundError, ValueError) as err:
         log.warning("real images unavailable (%s): no FID floor and no KID", err)

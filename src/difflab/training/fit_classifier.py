@@ -1,83 +1,37 @@
-"""Train the Fashion-MNIST feature classifier that difflab's FID/KID use, and write its assets.
+"""Train the feature classifier behind domain FID/KID with the Learner, for any labelled data.
 
-Recipe: AdamW with a one-cycle learning rate (Smith & Topin 2019), bf16 autocast on CPU,
-label smoothing 0.1 (Szegedy et al. 2016, sec. 7), and batched on-the-fly augmentation:
-random crop with padding, horizontal flip and random erasing (Zhong et al. 2020).
-The test split is only evaluated (per-epoch log, final accuracy), never used to select.
+The objective is cross-entropy with label smoothing (Szegedy et al. 2016, sec. 7), passed to
+the Learner like the diffusion objective; the callbacks are the usual ones: Accelerate (bf16
+autocast on CPU), one-cycle LR (Smith & Topin 2019), loss metrics, progress, plus batched
+on-the-fly augmentation (random crop with padding, horizontal flip, random erasing, Zhong et
+al. 2020). The test split is only evaluated at the end, never used to select.
 
-Rebuild the shipped assets with one command:
-    difflab classifier train --dataset fashion_mnist --out src/difflab/assets
+    difflab classifier train --dataset fashion_mnist      # -> <cache>/feature-models/<id>/
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import platform
 import time
-from dataclasses import asdict, dataclass
-from pathlib import Path
-from typing import Any, Literal
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
-from difflab.files import atomic_write_bytes, sha256_file
-from difflab.metrics.real_data import data_checksum, load_split
-from difflab.models.classifier import FEATURE_LAYER, FashionClassifier
+from difflab.config.classifier import ClassifierConfig
+from difflab.metrics.real_data import LabelledData, data_checksum, load_labelled
+from difflab.models.classifier import ImageClassifier
+from difflab.training.callback import Callback
+
+if TYPE_CHECKING:  # pragma: no cover
+    from difflab.training.learner import Learner
 
 log = logging.getLogger(__name__)
-
-WEIGHTS_NAME = "fmnist_classifier.safetensors"
-META_NAME = "fmnist_classifier.json"
-STATS_NAME = "fmnist_test_stats.safetensors"
-FASHION_MNIST_CLASSES = (
-    "T-shirt/top",
-    "Trouser",
-    "Pullover",
-    "Dress",
-    "Coat",
-    "Sandal",
-    "Shirt",
-    "Sneaker",
-    "Bag",
-    "Ankle boot",
-)
-
-
-@dataclass(frozen=True)
-class ClassifierTrainConfig:
-    """Everything that defines a classifier training run (recorded in the JSON)."""
-
-    dataset: str = "fashion_mnist"
-    root: str | None = None
-    epochs: int = 12
-    batch_size: int = 256
-    lr: float = 1e-2
-    weight_decay: float = 1e-2
-    label_smoothing: float = 0.1
-    crop_pad: int = 2
-    erase_p: float = 0.25
-    widths: tuple[int, ...] = (16, 32, 64, 128, 256)
-    dropout: float = 0.1
-    low: float = -0.5
-    high: float = 0.5
-    precision: Literal["bf16", "no"] = "bf16"
-    seed: int = 0
-    limit: int | None = None  # first N training images only (smoke runs, tests)
-    test_limit: int | None = None  # first N test images for accuracy and statistics (tests)
-
-    def __post_init__(self) -> None:
-        if self.epochs < 1:
-            raise ValueError(f"--epochs must be >= 1, got {self.epochs}")
-        if self.batch_size < 2:
-            raise ValueError(f"--batch-size must be >= 2, got {self.batch_size}")
-        if self.precision not in ("bf16", "no"):
-            raise ValueError(f"--precision must be bf16 or no, got {self.precision!r}")
-        if self.limit is not None and self.limit < self.batch_size:
-            raise ValueError(f"--limit must be >= --batch-size ({self.batch_size})")
 
 
 # --- augmentation (batched, on tensors already in [low, high]) -----------------------------------
@@ -118,27 +72,63 @@ def random_erase(
     return torch.where(mask, noise, x)
 
 
-def augment(x: Tensor, config: ClassifierTrainConfig, generator: torch.Generator) -> Tensor:
+def augment(x: Tensor, config: ClassifierConfig, generator: torch.Generator) -> Tensor:
     if config.crop_pad > 0:
         x = random_crop(x, config.crop_pad, fill=config.low, generator=generator)
-    x = random_flip(x, generator=generator)
+    if config.flip:
+        x = random_flip(x, generator=generator)
     if config.erase_p > 0:
         x = random_erase(x, config.erase_p, low=config.low, high=config.high, generator=generator)
     return x.contiguous(memory_format=torch.channels_last)
 
 
-# --- training ---------------------------------------------------------------------------------
+class AugmentCB(Callback):
+    """Replaces each training batch's images by an augmented copy (labels untouched)."""
+
+    order = -50  # before the batch moves to the device: the generator lives on the CPU
+
+    def __init__(self, config: ClassifierConfig) -> None:
+        self.config = config
+        self.generator = torch.Generator().manual_seed(config.seed)
+
+    def before_batch(self, learn: Learner) -> None:
+        if learn.training:
+            x, y = learn.batch
+            learn.batch = (augment(x, self.config, self.generator), y)
 
 
-def _scale(images: np.ndarray, config: ClassifierTrainConfig) -> Tensor:
-    x = torch.from_numpy(np.array(images, dtype=np.float32))
-    return x.mul_((config.high - config.low) / 255.0).add_(config.low)
+class EpochLogCB(Callback):
+    """Keeps each epoch's mean training loss and the seconds since the fit began."""
+
+    def __init__(self) -> None:
+        self.history: list[dict[str, float]] = []
+        self._start = 0.0
+
+    def before_fit(self, learn: Learner) -> None:
+        self._start = time.perf_counter()
+
+    def on_report(self, learn: Learner, name: str, value: float, step: int) -> None:
+        if name == "epoch/train_loss":
+            seconds = round(time.perf_counter() - self._start, 1)
+            self.history.append({"epoch": learn.epoch, "train_loss": value, "seconds": seconds})
+            log.info("epoch %d: train loss %.4f (%.0f s)", learn.epoch, value, seconds)
+
+
+# --- objective and accuracy -----------------------------------------------------------------
+
+
+def cross_entropy_objective(label_smoothing: float = 0.0) -> Callable[[nn.Module, Any], Tensor]:
+    """objective(model, (x, y)) -> mean cross-entropy of the logits (in float32) against y."""
+
+    def objective(model: nn.Module, batch: tuple[Tensor, Tensor]) -> Tensor:
+        x, y = batch
+        return F.cross_entropy(model(x).float(), y, label_smoothing=label_smoothing)
+
+    return objective
 
 
 @torch.inference_mode()
-def evaluate_accuracy(
-    model: FashionClassifier, x: Tensor, y: Tensor, *, batch_size: int = 1000
-) -> float:
+def evaluate_accuracy(model: nn.Module, x: Tensor, y: Tensor, *, batch_size: int = 1000) -> float:
     """Top-1 accuracy in float32 (eval mode), restoring the model's mode afterwards."""
     was_training = model.training
     model.eval()
@@ -150,80 +140,111 @@ def evaluate_accuracy(
     return correct / len(x)
 
 
-def _train_epoch(model, x, y, optimizer, scheduler, config, generator, bar) -> tuple[float, float]:
-    model.train()
-    order = torch.randperm(len(x), generator=generator)
-    n_batches = len(x) // config.batch_size  # drop_last: BatchNorm sees full batches
-    total_loss, correct = 0.0, 0
-    for k in range(n_batches):
-        idx = order[k * config.batch_size : (k + 1) * config.batch_size]
-        xb, yb = augment(x[idx], config, generator), y[idx]
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.precision == "bf16"):
-            logits = model(xb)
-            loss = F.cross_entropy(logits.float(), yb, label_smoothing=config.label_smoothing)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
-        total_loss += float(loss.detach())
-        correct += int((logits.argmax(1) == yb).sum())
-        bar.update(1)
-        bar.set_postfix(loss=f"{total_loss / (k + 1):.3f}")
-    return total_loss / n_batches, correct / (n_batches * config.batch_size)
+# --- training ---------------------------------------------------------------------------------
+
+
+def limited(data: LabelledData, config: ClassifierConfig) -> LabelledData:
+    """The data with --limit / --test-limit applied (identity unchanged: it names the source)."""
+    from dataclasses import replace
+
+    return replace(
+        data,
+        train_images=data.train_images[: config.limit],
+        train_labels=data.train_labels[: config.limit],
+        test_images=data.test_images[: config.test_limit],
+        test_labels=data.test_labels[: config.test_limit],
+    )
+
+
+def build_classifier(config: ClassifierConfig, data: LabelledData) -> ImageClassifier:
+    """The ResNet for this data's channel count and classes (any image size: global pooling)."""
+    torch.manual_seed(config.seed)
+    model = ImageClassifier(
+        in_channels=data.image_shape[0],
+        n_classes=len(data.classes),
+        widths=config.widths,
+        dropout=config.dropout,
+        stem_stride=config.stem_stride,
+    )
+    return model.to(memory_format=torch.channels_last)
+
+
+@contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Run the block with `n` torch CPU threads (None: unchanged), then restore the count."""
+    previous = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def fit_classifier(
-    config: ClassifierTrainConfig, *, progress: bool = True
-) -> tuple[FashionClassifier, dict[str, Any]]:
-    """Train the classifier; returns it (eval mode) and a JSON-able record of the run."""
-    from tqdm.auto import tqdm
+    config: ClassifierConfig, *, data: LabelledData | None = None, progress: bool = True
+) -> tuple[ImageClassifier, dict[str, Any], LabelledData]:
+    """Train with the Learner (on `config.threads` CPU threads); returns the model (eval mode,
+    CPU), a JSON-able record of the run and the (limited) data it used."""
+    with torch_threads(config.threads):
+        return _fit(config, data, progress)
 
-    torch.manual_seed(config.seed)
-    train_images, train_labels = load_split(config.dataset, "train", config.root)
-    test_images, test_labels = load_split(config.dataset, "test", config.root)
-    checksums = {
-        "train": data_checksum(train_images, train_labels),
-        "test": data_checksum(test_images, test_labels),
-    }
-    train_images, train_labels = train_images[: config.limit], train_labels[: config.limit]
-    test_images, test_labels = test_images[: config.test_limit], test_labels[: config.test_limit]
-    x, y = _scale(train_images, config), torch.from_numpy(train_labels)
-    x_test, y_test = _scale(test_images, config), torch.from_numpy(test_labels)
 
-    model = FashionClassifier(
-        in_channels=x.shape[1],
-        n_classes=int(y.max()) + 1,
-        widths=config.widths,
-        dropout=config.dropout,
-    ).to(memory_format=torch.channels_last)
-    optimizer = torch.optim.AdamW(
-        model.parameters(), lr=config.lr, weight_decay=config.weight_decay
+def _fit(config, data, progress):
+    from functools import partial
+
+    from difflab.data import InMemoryBatches
+    from difflab.training.callbacks import AccelerateCB, LRScheduleCB, MetricsCB, ProgressCB
+    from difflab.training.learner import Learner
+
+    start = time.perf_counter()
+    data = limited(data if data is not None else load_labelled(config.dataset, config.root), config)
+    batches = InMemoryBatches(
+        data.train_images,
+        data.train_labels,
+        batch_size=min(config.batch_size, len(data.train_images)),
+        low=config.low,
+        high=config.high,
+        seed=config.seed,
     )
-    steps_per_epoch = len(x) // config.batch_size
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=config.lr, total_steps=config.epochs * steps_per_epoch, pct_start=0.25
+    model = build_classifier(config, data)
+    history = EpochLogCB()
+    callbacks = [
+        AccelerateCB(mixed_precision=config.mixed_precision),
+        LRScheduleCB("onecycle", warmup=config.warmup),
+        MetricsCB(),
+        AugmentCB(config),
+        ProgressCB(tty=None if progress else False),
+        history,
+    ]
+    optimizer = partial(torch.optim.AdamW, weight_decay=config.weight_decay)
+    learn = Learner(
+        model,
+        batches,
+        cross_entropy_objective(config.label_smoothing),
+        lr=config.lr,
+        optimizer=optimizer,
+        callbacks=callbacks,
+        config=asdict(config),
     )
-    generator = torch.Generator().manual_seed(config.seed)
-    history, start = [], time.perf_counter()
-    with tqdm(
-        total=config.epochs * steps_per_epoch, desc="classifier", disable=not progress
-    ) as bar:
-        for epoch in range(config.epochs):
-            loss, acc = _train_epoch(model, x, y, optimizer, scheduler, config, generator, bar)
-            last = epoch == config.epochs - 1
-            # The test split is only logged (every 4th epoch and the last), never used to select.
-            test_acc = evaluate_accuracy(model, x_test, y_test) if last or epoch % 4 == 3 else None
-            elapsed = time.perf_counter() - start
-            row = {"epoch": epoch, "train_loss": loss, "train_acc": acc, "test_acc": test_acc}
-            history.append(dict(row, seconds=round(elapsed, 1)))
-            log.info("epoch %d: %s (%.0f s)", epoch, row, elapsed)
-    model.eval()
-    record = {
-        "test_accuracy": history[-1]["test_acc"],
+    learn.fit(config.epochs)
+    model = learn.unwrapped_model().cpu().eval()
+    x_test = torch.from_numpy(data.test_images).float() * ((config.high - config.low) / 255.0)
+    accuracy = evaluate_accuracy(model, x_test + config.low, torch.from_numpy(data.test_labels))
+    log.info("test accuracy %.4f (%d images)", accuracy, len(x_test))
+    return model, _record(config, data, accuracy, history.history, start), data
+
+
+def _record(config, data, accuracy, history, start) -> dict[str, Any]:
+    return {
+        "test_accuracy": accuracy,
         "train_seconds": round(time.perf_counter() - start, 1),
-        "data_sha256": checksums,
-        "n_train": len(x),
-        "n_test": len(x_test),
+        "data_sha256": {
+            "train": data_checksum(data.train_images, data.train_labels),
+            "test": data_checksum(data.test_images, data.test_labels),
+        },
+        "n_train": len(data.train_images),
+        "n_test": len(data.test_images),
         "history": history,
         "train_config": asdict(config),
         "environment": {
@@ -233,80 +254,22 @@ def fit_classifier(
             "python": platform.python_version(),
         },
     }
-    return model, record
 
 
-# --- assets -----------------------------------------------------------------------------------
-
-
-def save_classifier_assets(
-    model: FashionClassifier, record: dict[str, Any], out_dir: str | Path, *, progress: bool = True
+def train_feature_model(
+    config: ClassifierConfig,
+    *,
+    registry: str | None = None,
+    out: str | None = None,
+    progress: bool = True,
 ) -> dict[str, Any]:
-    """Write weights (safetensors), test-set reference statistics and the JSON that ties them.
+    """Train, then write weights + card + reference statistics into the registry (or `out`);
+    returns the card."""
+    from difflab.metrics.feature_models import save_feature_model
 
-    Returns the JSON written. The JSON carries the sha256 of both binary files so loaders can
-    verify them.
-    """
-    from safetensors.torch import save
-
-    from difflab.metrics.features import extract_features, feature_statistics
-    from difflab.metrics.reference import save_reference_stats
-
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    model = model.to(memory_format=torch.contiguous_format).eval()
-    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    atomic_write_bytes(out / WEIGHTS_NAME, save(state))
-    weights_sha = sha256_file(out / WEIGHTS_NAME)
-    config = record["train_config"]
-    preprocessing = {
-        "low": config["low"],
-        "high": config["high"],
-        "pad": 0,
-        "height": 28,
-        "width": 28,
-        "channels": model.config()["in_channels"],
-    }
-
-    test_images, _ = load_split(config["dataset"], "test", config["root"])
-    test_images = test_images[: config["test_limit"]]
-    features = extract_features(
-        model,
-        test_images,
-        layer=FEATURE_LAYER,
-        low=config["low"],
-        high=config["high"],
-        progress=progress,
-    )
-    mu, sigma = feature_statistics(features)
-    stats_meta = {
-        "dataset": config["dataset"],
-        "split": "test",
-        "n": len(test_images),
-        "feature_weights_sha256": weights_sha,
-        "layer": FEATURE_LAYER,
-        "preprocessing": preprocessing,
-    }
-    save_reference_stats(out / STATS_NAME, mu, sigma, meta=stats_meta)
-
-    meta = {
-        "architecture": "difflab.models.classifier.FashionClassifier",
-        "config": model.config(),
-        "feature_layer": FEATURE_LAYER,
-        "feature_dim": model.feature_dim,
-        "preprocessing": preprocessing,
-        "dataset": config["dataset"],
-        "classes": list(FASHION_MNIST_CLASSES),
-        "weights_file": WEIGHTS_NAME,
-        "weights_sha256": weights_sha,
-        "reference_stats": {
-            "file": STATS_NAME,
-            "sha256": sha256_file(out / STATS_NAME),
-            "split": "test",
-            "n": len(test_images),
-        },
-        "rebuild": f"difflab classifier train --dataset {config['dataset']} --out {out}",
-        **record,
-    }
-    atomic_write_bytes(out / META_NAME, (json.dumps(meta, indent=2) + "\n").encode())
-    return meta
+    with torch_threads(config.threads):
+        model, record, data = fit_classifier(config, progress=progress)
+        card = save_feature_model(
+            model, record, data, registry=registry, out=out, progress=progress
+        )
+    return card
