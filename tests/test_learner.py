@@ -334,3 +334,14 @@ def test_grad_clip_matches_torch_clip_grad_norm(accelerate):
     for mine, theirs in zip(after.grads, reference.parameters(), strict=True):
         assert torch.allclose(mine, theirs.grad, rtol=1e-5, atol=1e-7)
     assert torch.nn.utils.get_total_norm(after.grads).item() == pytest.approx(0.5, rel=1e-4)
+
+
+def test_one_process_can_fit_in_fp32_then_bf16():
+    """A notebook trains the feature classifier in fp32, then a diffusion model in bf16:
+    Accelerate's per-process precision must follow each fit (it refused the second)."""
+    from accelerate import Accelerator
+
+    from difflab.training.callbacks import AccelerateCB
+
+    assert AccelerateCB(mixed_precision="no")._build(Accelerator).mixed_precision == "no"
+    assert AccelerateCB(mixed_precision="bf16")._build(Accelerator).mixed_precision == "bf16"

@@ -26,6 +26,34 @@ log = logging.getLogger("difflab")
 SWEEP_COLUMNS = ("sampler", "eta", "steps", "nfe", "fid", "fid_floor", "n", "sampling_seconds")
 
 
+def dataset_evaluator(
+    dataset: str,
+    image_shape: tuple[int, ...],
+    *,
+    data_root: str | None = None,
+    feature_model: str | None = None,
+):
+    """FID/KID for images of `dataset` (C, H, W as the dataset holds them, padding cropped) in
+    the feature space of that dataset's own classifier, against its own test statistics.
+
+    Never another dataset's model: a missing or mismatched one raises FeatureModelError (a
+    ValueError) whose one line names the fix (`difflab classifier train --dataset ...`).
+    """
+    from difflab.metrics.feature_models import load_feature_evaluator
+
+    return load_feature_evaluator(
+        dataset, image_shape=tuple(image_shape), data_root=data_root, model_id=feature_model
+    )
+
+
+def trained_dataset(trained: TrainedModel) -> tuple[str, str | None, tuple[int, int, int]]:
+    """(dataset, data root, image shape at the dataset's size) that a model was trained on."""
+    data = trained.meta.get("run_config", {}).get("data", {})
+    c, h, w = trained.image_shape
+    pad = trained.pad
+    return data.get("dataset", "fashion_mnist"), data.get("root"), (c, h - 2 * pad, w - 2 * pad)
+
+
 def measure(evaluator: Any, pixels: Any, *, kid: bool) -> dict[str, Any]:
     """FID (with its floor) and optionally KID of uint8 images (N, C, H, W); warnings logged."""
     report = evaluator.evaluate(pixels, kid=kid)

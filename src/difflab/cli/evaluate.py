@@ -59,7 +59,19 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
         metavar="DIR",
         help="where sweep/x0 outputs go (default: RUN_DIR/eval or beside the model)",
     )
-    parser.add_argument("--data-root", metavar="DIR", help="folder with the Fashion-MNIST files")
+    parser.add_argument(
+        "--dataset",
+        metavar="NAME|FOLDER",
+        help="the data the images imitate, for a .npz or image folder (a model knows its own): "
+        "its feature model and test statistics are the reference",
+    )
+    parser.add_argument(
+        "--feature-model",
+        metavar="ID",
+        help="a feature model id from `difflab classifier ls` (default: the dataset's; the "
+        "built-in one for fashion_mnist)",
+    )
+    parser.add_argument("--data-root", metavar="DIR", help="folder with the dataset's files")
     parser.add_argument(
         "--device",
         default="auto",
@@ -69,14 +81,22 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     parser.set_defaults(handler=run)
 
 
-def load_evaluator(args: argparse.Namespace):
+def load_evaluator(args: argparse.Namespace, dataset: str | None, image_shape, data_root):
+    """Inception when its weights are given, else the feature model of the images' dataset."""
     if args.inception_weights:
         from difflab.metrics.inception import load_inception_evaluator
 
-        return load_inception_evaluator(args.inception_weights, data_root=args.data_root)
-    from difflab.metrics.shipped import load_shipped_evaluator
+        return load_inception_evaluator(args.inception_weights, data_root=data_root)
+    if dataset is None:
+        raise ValueError(
+            "which data do these images imitate? pass --dataset NAME|FOLDER (its feature model "
+            "and reference are used: `difflab classifier ls`), or --inception-weights PTH"
+        )
+    from difflab.evaluation import dataset_evaluator
 
-    return load_shipped_evaluator(data_root=args.data_root)
+    return dataset_evaluator(
+        dataset, image_shape, data_root=data_root, feature_model=args.feature_model
+    )
 
 
 def is_model_target(target: Path) -> bool:
@@ -128,13 +148,14 @@ def run(args: argparse.Namespace) -> int:
         if not is_model_target(target):
             raise ValueError(f"--sweep needs a model (run folder or .safetensors), got {target}")
     start = time.perf_counter()
-    evaluator = load_evaluator(args)
     result: Any
     if is_model_target(target):
         from difflab.generation import pick_device
         from difflab.io.trained import load_trained
 
         trained = load_trained(target, device=pick_device(args.device))
+        dataset, root, shape = evaluation.trained_dataset(trained)
+        evaluator = load_evaluator(args, args.dataset or dataset, shape, args.data_root or root)
         kid = not args.no_kid
         if args.sweep:
             result = evaluation.sweep_samplers(
@@ -153,7 +174,9 @@ def run(args: argparse.Namespace) -> int:
         else:
             result = evaluation.sample_and_measure(trained, sample, evaluator, kid=kid)
     else:
-        result = evaluation.measure(evaluator, load_images_target(target), kid=not args.no_kid)
+        pixels = load_images_target(target)
+        evaluator = load_evaluator(args, args.dataset, tuple(pixels.shape[1:]), args.data_root)
+        result = evaluation.measure(evaluator, pixels, kid=not args.no_kid)
     if isinstance(result, dict):
         result["seconds"] = round(time.perf_counter() - start, 2)
     if args.json:

@@ -93,9 +93,13 @@ def sampling_callbacks(config: RunConfig, run_dir: Path, image_shape) -> list:
             SampleGridCB(config, image_shape, run_dir / "samples", every=t.sample_every)
         )
     if t.eval_every:
-        from difflab.metrics.shipped import load_shipped_evaluator
+        from difflab.evaluation import dataset_evaluator
 
-        evaluator = load_shipped_evaluator(data_root=config.data.root)
+        c, h, w = image_shape
+        pad = config.data.pad  # the feature model sees images at the dataset's own size
+        evaluator = dataset_evaluator(
+            config.data.dataset, (c, h - 2 * pad, w - 2 * pad), data_root=config.data.root
+        )
         callbacks.append(EvalCB(config, image_shape, evaluator, every=t.eval_every, n=t.eval_n))
     return callbacks
 

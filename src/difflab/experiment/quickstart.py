@@ -21,13 +21,13 @@ def quickstart(config: RunConfig, *, progress: bool = True) -> tuple[int, dict[s
     """(exit code, report): 0 with the report (also in RUN/eval.json) when all three steps ran;
     1 when the loss went non-finite; 130 when training was interrupted (resumable).
     Other ranks under `accelerate launch` share the training and return (0, None)."""
-    from difflab.evaluation import sample_and_measure
+    from difflab.evaluation import dataset_evaluator, sample_and_measure, trained_dataset
     from difflab.generation import pick_device
     from difflab.io.trained import load_trained
-    from difflab.metrics.shipped import load_shipped_evaluator
+    from difflab.metrics.feature_models import require_feature_model
     from difflab.training import process_rank
 
-    evaluator = load_shipped_evaluator(data_root=config.data.root)  # fail early, not after training
+    require_feature_model(config.data.dataset)  # fail early, not after training
     log.info("1/3 training")
     summary = train_experiment(config, progress=progress)  # makes the run folder
     run_dir = Path(summary["run_dir"])
@@ -39,6 +39,8 @@ def quickstart(config: RunConfig, *, progress: bool = True) -> tuple[int, dict[s
     if not summary["finished"]:
         return 130, None  # interrupted: the checkpoint is saved, `difflab train --resume` continues
     trained = load_trained(run_dir, device=pick_device())
+    dataset, root, shape = trained_dataset(trained)
+    evaluator = dataset_evaluator(dataset, shape, data_root=root)
     bf16 = config.train.mixed_precision == "bf16"
     log.info("2/3 sampling a grid with %s, %d steps", config.sample.sampler, config.sample.steps)
     grid = _save_grid(trained, config, run_dir, bf16=bf16)

@@ -139,14 +139,22 @@ def read_entry(folder: Path, *, card_name: str = CARD_NAME, builtin: bool = Fals
     return FeatureModelEntry(card.get("id", BUILTIN_ID), folder, card, card_name, builtin)
 
 
-def builtin_entry() -> FeatureModelEntry | None:
-    from difflab.metrics.shipped import META_NAME, assets_dir
+# The packaged Fashion-MNIST classifier (difflab/assets): the registry's built-in entry.
+SHIPPED_CARD = "fmnist_classifier.json"
 
+
+def assets_dir() -> Path:
+    from importlib import resources
+
+    return Path(str(resources.files("difflab") / "assets"))
+
+
+def builtin_entry() -> FeatureModelEntry | None:
     try:
-        entry = read_entry(assets_dir(), card_name=META_NAME, builtin=True)
+        entry = read_entry(assets_dir(), card_name=SHIPPED_CARD, builtin=True)
     except FileNotFoundError:
         return None
-    return FeatureModelEntry(BUILTIN_ID, entry.folder, entry.card, META_NAME, builtin=True)
+    return FeatureModelEntry(BUILTIN_ID, entry.folder, entry.card, SHIPPED_CARD, builtin=True)
 
 
 def list_feature_models(registry: str | Path | None = None) -> list[FeatureModelEntry]:
@@ -200,6 +208,19 @@ def load_feature_evaluator(
         reference_images=None if real is None else real.test_images,
         dataset=entry.card["dataset"] if entry.builtin else entry.id,
     )
+
+
+def require_feature_model(dataset: str, *, registry: str | Path | None = None) -> None:
+    """FeatureModelError (naming the fix) unless some feature model exists for `dataset`'s
+    name; reads no data, so a long job can check this before it starts."""
+    from difflab.data.catalog import find_spec
+
+    spec = find_spec(dataset)
+    name = spec.name if spec is not None else Path(dataset).name
+    if not any(e.identity["name"] == name for e in list_feature_models(registry)):
+        raise FeatureModelError(
+            f"no feature model for {name}: run `difflab classifier train --dataset {dataset}`"
+        )
 
 
 def _resolve(dataset, image_shape, data_root, model_id, registry):

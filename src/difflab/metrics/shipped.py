@@ -10,22 +10,16 @@ entry, read by the same code.
 from __future__ import annotations
 
 import logging
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from difflab.metrics.feature_models import SHIPPED_CARD as META_NAME
+from difflab.metrics.feature_models import assets_dir, read_entry
+
 log = logging.getLogger(__name__)
-
-META_NAME = "fmnist_classifier.json"
-
-
-def assets_dir() -> Path:
-    return Path(str(resources.files("difflab") / "assets"))
 
 
 def _entry(folder: str | Path | None):
-    from difflab.metrics.feature_models import read_entry
-
     folder = Path(folder or assets_dir())
     if not (folder / META_NAME).is_file():
         raise FileNotFoundError(f"{folder / META_NAME} not found: no shipped feature classifier")

@@ -54,6 +54,7 @@ class AccelerateCB(Callback):
                 "mixed_precision='fp16' needs a GPU; use 'bf16' on CPU "
                 "(--train.mixed-precision bf16) or 'no'"
             )
+        _release_precision_of_an_earlier_fit(self.mixed_precision)
         return accelerator_class(cpu=self.cpu, mixed_precision=self.mixed_precision)
 
     def before_batch(self, learn: Learner) -> None:
@@ -74,6 +75,20 @@ class AccelerateCB(Callback):
         scaler = None if self.accelerator is None else self.accelerator.scaler
         if scaler is not None and state.get("scaler"):
             scaler.load_state_dict(state["scaler"])
+
+
+def _release_precision_of_an_earlier_fit(mixed_precision: str) -> None:
+    """Accelerate keeps one mixed precision per process and refuses another one later; a
+    single-process session (a notebook, a script that trains the feature classifier in fp32
+    and then a diffusion model in bf16) may change it between fits. The distributed state
+    (PartialState) is kept: under DDP every fit of the process uses the run's precision."""
+    from accelerate.state import AcceleratorState
+
+    state = AcceleratorState._shared_state
+    if not state or state.get("_mixed_precision") in (None, mixed_precision):
+        return
+    if AcceleratorState().num_processes == 1:
+        AcceleratorState._reset_state(reset_partial_state=False)
 
 
 def check_data_sharding(data: Any, num_processes: int) -> None:
