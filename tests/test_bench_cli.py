@@ -216,4 +216,5 @@ def test_levers_smoke_run_compares_each_lever_with_the_step_without_it(tmp_path,
         assert row["img_per_s"] > 0 and row["baseline_img_per_s"] > 0
         assert ratio["difflab"] == row["img_per_s"] and ratio["peer"] == row["baseline_img_per_s"]
         assert ratio["ratio"] == pytest.approx(row["img_per_s"] / row["baseline_img_per_s"])
-        assert ratio["ratio"] == pytest.approx(row["speedup"], abs=2e-3)
+        # speedup comes from the timings, ratio from the rounded img/s: equal to rounding
+        assert ratio["ratio"] == pytest.approx(row["speedup"], rel=0.02)

@@ -151,8 +151,9 @@ def test_unreachable_or_slow_webhook_never_stops_training(collector, tmp_path, c
 
     monkeypatch.setattr(notify_module, "wait", spy)
     fit(NotifyCallback(webhook=slow.url, timeout=0.5), fake_learner(tmp_path), [1.0])
-    # it waited at most `timeout`, then returned with the slow delivery still in flight
-    assert waits == [(0.5, 1)]
+    # the end of the fit waits at most `timeout` for deliveries (whether the slow one is still in
+    # flight then depends on the machine's load: its own HTTP timeout is 0.5 s as well)
+    assert [timeout for timeout, _ in waits] == [0.5]
 
     refusing = collector(status=500)
     with caplog.at_level(logging.WARNING):

@@ -16,6 +16,7 @@ import torch
 from difflab.config import SampleConfig
 from difflab.data.scaling import crop_padding
 from difflab.diffusion import as_noise_predictor
+from difflab.diffusion.guidance import classifier_free_guidance, evaluations_per_step
 from difflab.io.trained import TrainedModel
 from difflab.samplers import SamplingPlan, sample_in_batches, sampler_spec
 
@@ -35,6 +36,47 @@ def sampling_plan(trained: TrainedModel, sample: SampleConfig) -> SamplingPlan:
     return sampler_spec(sample.sampler).plan(trained.schedule.alpha_bar, sample)
 
 
+def null_class(trained: TrainedModel) -> int | None:
+    """The null label of a class-conditional model; None for an unconditional one."""
+    return getattr(trained.model, "null_class", None)
+
+
+def network_evaluations(trained: TrainedModel, sample: SampleConfig) -> int:
+    """Network evaluations per image: the sampler's, twice over where guidance needs both the
+    conditional and the unconditional prediction (Ho & Salimans 2022)."""
+    per_call = 1 if null_class(trained) is None else evaluations_per_step(sample.guidance)
+    return sampling_plan(trained, sample).evaluations * per_call
+
+
+def balanced_labels(n: int, n_classes: int) -> torch.Tensor:
+    """Image k asks for class k mod n_classes."""
+    return torch.arange(n, dtype=torch.int64) % n_classes
+
+
+def class_rows(trained: TrainedModel, n: int) -> tuple[torch.Tensor | None, int | None]:
+    """(labels, columns) of a grid of about n images with one row per class for a conditional
+    model; (None, None) for an unconditional one."""
+    classes = null_class(trained)
+    if classes is None:
+        return None, None
+    per_class = max(1, n // classes)
+    return torch.arange(classes).repeat_interleave(per_class), per_class
+
+
+def class_label(trained: TrainedModel, name_or_index: str) -> int:
+    """--class: a class index, or a class name as the dataset calls it (e.g. sneaker)."""
+    classes, n = trained.classes, null_class(trained)
+    if n is None:
+        raise ValueError("--class: this model is unconditional (trained with num_classes 0)")
+    if name_or_index.isdigit() and int(name_or_index) < n:
+        return int(name_or_index)
+    matches = [k for k, name in enumerate(classes) if name.lower() == name_or_index.lower()]
+    if not matches:
+        listed = ", ".join(f"{k}={name}" for k, name in enumerate(classes)) or f"0..{n - 1}"
+        raise ValueError(f"--class: {name_or_index!r} is not a class of this model ({listed})")
+    return matches[0]
+
+
 def _autocast(enabled: bool, device: torch.device):
     if not enabled:
         return contextlib.nullcontext()
@@ -47,26 +89,37 @@ def generate_images(
     sample: SampleConfig,
     *,
     seeds: Sequence[int] | None = None,
+    labels: torch.Tensor | None = None,
     bf16: bool = True,
     on_step: Callable | None = None,
     progress: bool = True,
 ) -> torch.Tensor:
     """Float images (N, C, H, W) in the data range at the dataset's size (padding cropped).
 
-    seeds: one per image (default: sample.seed + k for k < sample.n). The noise is drawn on
-    the model's device; the network runs under bf16 autocast when `bf16`, the sampler's
-    arithmetic in float32 whatever the network's dtype.
+    seeds: one per image (default: sample.seed + k for k < sample.n). labels: the class of
+    each image for a conditional model (default: image k asks for class k mod C), guided with
+    scale sample.guidance. The noise is drawn on the model's device; the network runs under
+    bf16 autocast when `bf16`, the sampler's arithmetic in float32 whatever the network's dtype.
     """
     seeds = list(range(sample.seed, sample.seed + sample.n)) if seeds is None else list(seeds)
     plan = sampling_plan(trained, sample)
     model, device = trained.model, trained.device
+    predict = as_noise_predictor(model, trained.schedule, trained.objective)
+    null = null_class(trained)
+    if null is None and labels is not None:
+        raise ValueError("--class: this model is unconditional (trained with num_classes 0)")
+    if null is not None:
+        labels = balanced_labels(len(seeds), null) if labels is None else labels
+        if labels.min() < 0 or labels.max() >= null:
+            raise ValueError(f"--class: labels must be in [0, {null - 1}]")
+        predict = classifier_free_guidance(predict, null_class=null, scale=sample.guidance)
+
+    def predict_noise(x_t: torch.Tensor, t: torch.Tensor, *y: torch.Tensor) -> torch.Tensor:
+        with _autocast(bf16, device):
+            return predict(x_t, t, *y).float()
+
     was_training = model.training
     model.eval()
-    predict = as_noise_predictor(model, trained.schedule, trained.objective)
-
-    def predict_noise(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        with _autocast(bf16, device):
-            return predict(x_t, t).float()
 
     try:
         images = sample_in_batches(
@@ -80,6 +133,7 @@ def generate_images(
             on_step=on_step,
             clip_x0=(trained.low, trained.high) if sample.clip_x0 else None,
             progress=progress,
+            conditions=labels,
         )
     finally:
         model.train(was_training)

@@ -15,11 +15,15 @@ from difflab.cli.sampling_flags import add_sampling_arguments, sample_config
 log = logging.getLogger("difflab")
 
 DESCRIPTION = """\
-Measure sample quality with FID and KID computed from the pooled features of the Fashion-MNIST
-classifier that ships with difflab (or pytorch-fid's Inception with --inception-weights).
-TARGET is a run folder or model.safetensors (N images are sampled first), a samples .npz, or a
-folder of images. Every FID comes with its real-data floor: the FID of N real training images
-against the same reference, the best a model can hope for at that N.
+Measure sample quality with FID and KID in the feature space of a classifier trained on the
+images' own dataset (`difflab classifier ls`; Fashion-MNIST's ships with difflab), or with
+pytorch-fid's Inception (--inception-weights). TARGET is a run folder or model.safetensors (N
+images are sampled first; its dataset picks the feature model), a samples .npz or a folder of
+images (pass --dataset). Every FID comes with its real-data floor: the FID of N real training
+images against the same reference, the best a model can hope for at that N.
+A class-conditional model is sampled in the training set's class proportions at --guidance and
+also gets class_accuracy (the classifier's verdict against the requested class) and per-class
+FID with per-class floors; --guidance-sweep 0,1,2,3,5 gives the trade-off curve.
 --sweep samples with several samplers and step counts and writes a table and plots of FID
 against model evaluations and against wall-clock time."""
 
@@ -54,6 +58,12 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
         help="samplers for --sweep (comma-separated)",
     )
     parser.add_argument("--steps-list", default="5,10,25,50", help="step counts for --sweep")
+    parser.add_argument(
+        "--guidance-sweep",
+        metavar="W,W,...",
+        help="conditional models: FID, class accuracy and sampling time at each guidance scale "
+        "(e.g. 0,1,2,3,5): a table and a plot in --out",
+    )
     parser.add_argument(
         "--out",
         metavar="DIR",
@@ -157,7 +167,12 @@ def run(args: argparse.Namespace) -> int:
         dataset, root, shape = evaluation.trained_dataset(trained)
         evaluator = load_evaluator(args, args.dataset or dataset, shape, args.data_root or root)
         kid = not args.no_kid
-        if args.sweep:
+        if args.guidance_sweep is not None:
+            result = evaluation.guidance_sweep(
+                trained, sample, evaluator, out=output_dir(args, target), data_root=args.data_root,
+                scales=_csv(args.guidance_sweep, float, "--guidance-sweep"),
+            )  # fmt: skip
+        elif args.sweep:
             result = evaluation.sweep_samplers(
                 trained, sample, evaluator, samplers=samplers, steps_list=steps_list,
                 out=output_dir(args, target),
@@ -172,7 +187,9 @@ def run(args: argparse.Namespace) -> int:
                 kid=kid,
             )
         else:
-            result = evaluation.sample_and_measure(trained, sample, evaluator, kid=kid)
+            result = evaluation.evaluate_model(
+                trained, sample, evaluator, kid=kid, data_root=args.data_root
+            )
     else:
         pixels = load_images_target(target)
         evaluator = load_evaluator(args, args.dataset, tuple(pixels.shape[1:]), args.data_root)

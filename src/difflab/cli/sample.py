@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
@@ -44,11 +45,18 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
         "--device", default="auto", help="auto (a CUDA GPU if there is one), cpu, cuda, cuda:1"
     )
     parser.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
+    parser.add_argument(
+        "--class",
+        dest="class_",
+        metavar="K|NAME",
+        help="conditional models: draw this class only (an index or a name, e.g. 7 or sneaker); "
+        "without it the grid has one row per class",
+    )
     add_sampling_arguments(parser)
     parser.set_defaults(handler=run)
 
 
-def default_out(model_path: Path, sample) -> Path:
+def default_out(model_path: Path, sample, class_: str | None = None) -> Path:
     """RUN/samples/<sampler>-<what sets its budget>-seed<seed> (or beside a model file)."""
     from difflab.samplers import sampler_spec
 
@@ -57,12 +65,22 @@ def default_out(model_path: Path, sample) -> Path:
     label = {"steps": "{}steps", "eta": "eta{:g}", "skip": "{}"}
     settings = sampler_spec(sample.sampler).settings(sample)
     parts = [label[name].format(value) for name, value in settings.items()]
+    if class_ is not None:
+        parts.append(f"class{class_}-w{sample.guidance:g}")
     return folder / "-".join([sample.sampler, *parts, f"seed{sample.seed}"])
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch
+
     from difflab.data import to_uint8
-    from difflab.generation import generate_images, pick_device, sampling_plan
+    from difflab.generation import (
+        class_label,
+        class_rows,
+        generate_images,
+        network_evaluations,
+        pick_device,
+    )
     from difflab.io.images import save_grid, save_samples_npz, save_trajectory
     from difflab.io.trained import load_trained
     from difflab.samplers import sampler_spec
@@ -74,14 +92,20 @@ def run(args: argparse.Namespace) -> int:
     def record(info) -> None:
         trajectory.append(info.x0_hat[:8].float().cpu())
 
+    labels, ncols = class_rows(trained, sample.n)
+    if args.class_ is not None:
+        labels, ncols = torch.full((sample.n,), class_label(trained, args.class_)), None
+    if labels is not None:
+        sample = dataclasses.replace(sample, n=len(labels))
     start = time.perf_counter()
     images = generate_images(
-        trained, sample, bf16=not args.no_bf16, on_step=record if args.trajectory else None
-    )
+        trained, sample, labels=labels, bf16=not args.no_bf16,
+        on_step=record if args.trajectory else None,
+    )  # fmt: skip
     seconds = time.perf_counter() - start
-    out = Path(args.out) if args.out else default_out(Path(args.model), sample)
+    out = Path(args.out) if args.out else default_out(Path(args.model), sample, args.class_)
     pixels = to_uint8(images, trained.low, trained.high)
-    grid = save_grid(pixels, out.with_suffix(".png"), scale=2)
+    grid = save_grid(pixels, out.with_suffix(".png"), scale=2, ncols=ncols)
     npz = save_samples_npz(out.with_suffix(".npz"), pixels)
     summary = {
         "grid": str(grid),
@@ -90,7 +114,12 @@ def run(args: argparse.Namespace) -> int:
         "sampler": sample.sampler,
         "steps": sample.steps,
         **sampler_spec(sample.sampler).settings(sample),
-        "nfe": sampling_plan(trained, sample).evaluations,
+        "nfe": network_evaluations(trained, sample),
+        **(
+            {"guidance": sample.guidance, "labels": sorted(set(labels.tolist()))}
+            if labels is not None
+            else {}
+        ),
         "seconds": round(seconds, 2),
         "images_per_s": round(sample.n / seconds, 2),
     }

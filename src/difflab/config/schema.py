@@ -96,10 +96,20 @@ class ModelConfig:
         "shaped like diffusers' unconditional example)",
     )
     dropout: float = option(0.0, "dropout inside residual blocks")
+    num_classes: str = option(
+        "0",
+        "class-conditional with this many classes (a learned class embedding plus a null class "
+        "for classifier-free guidance); auto: the dataset's label count; 0: unconditional",
+    )
 
     def __post_init__(self) -> None:
         _choice(self.preset, MODEL_PRESETS, "--model.preset")
         _require(0.0 <= self.dropout < 1.0, "--model.dropout", "must be in [0, 1)")
+        _require(
+            self.num_classes == "auto" or self.num_classes.isdigit(),
+            "--model.num-classes",
+            f"must be auto or a whole number >= 0, got {self.num_classes!r}",
+        )
 
 
 @dataclass(frozen=True)
@@ -168,6 +178,11 @@ class TrainConfig:
     eval_every: int = option(0, "compute FID every N epochs during training (0: never)")
     eval_n: int = option(512, "samples per FID during training")
     compile: bool = option(False, "torch.compile the model (pays off on long runs)")
+    cond_drop: float = option(
+        0.1,
+        "conditional models: share of labels replaced by the null class while training, so one "
+        "network also learns the unconditional prediction (Ho & Salimans 2022 used 0.1-0.2)",
+    )
 
     def __post_init__(self) -> None:
         _require(self.epochs >= 1, "--train.epochs", "must be >= 1")
@@ -194,6 +209,7 @@ class TrainConfig:
         _at_least(self.sample_every, 0, "--train.sample-every")
         _at_least(self.eval_every, 0, "--train.eval-every")
         _at_least(self.eval_n, 2, "--train.eval-n")  # FID needs a covariance: two images or more
+        _require(0 <= self.cond_drop < 1, "--train.cond-drop", "must be in [0, 1)")
 
 
 @dataclass(frozen=True)
@@ -220,6 +236,11 @@ class SampleConfig:
     seed: int = option(0, "image k uses seed + k, whatever the batch size")
     batch_size: int = option(256, "images per model call")
     clip_x0: bool = option(False, "clip predicted x0 to the data range at every step")
+    guidance: float = option(
+        1.0,
+        "classifier-free guidance scale w of a conditional model: eps_u + w (eps_c - eps_u); "
+        "0 unconditional, 1 conditional (one network evaluation per step), other values two",
+    )
 
     def __post_init__(self) -> None:
         _choice(self.sampler, SAMPLER_NAMES, "--sample.sampler")
@@ -229,6 +250,9 @@ class SampleConfig:
         _require(self.n >= 1, "--sample.n", "must be >= 1")
         _at_least(self.seed, 0, "--sample.seed")
         _require(self.batch_size >= 1, "--sample.batch-size", "must be >= 1")
+        _require(
+            math.isfinite(self.guidance) and self.guidance >= 0, "--sample.guidance", "must be >= 0"
+        )
 
 
 @dataclass(frozen=True)

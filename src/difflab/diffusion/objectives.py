@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 from difflab.diffusion.forward import gather_alpha_bar, noisify
+from difflab.diffusion.guidance import drop_labels
 from difflab.diffusion.interpolation import alpha_bar_at
 from difflab.diffusion.parameterisation import (
     OBJECTIVES,
@@ -42,7 +43,11 @@ def min_snr_weight(alpha_bar: Tensor, gamma: float, objective: Objective) -> Ten
 
 
 class DiffusionObjective:
-    """callable(model, batch) -> scalar float32 loss, for batches (x0, y) of float images."""
+    """callable(model, batch) -> scalar float32 loss, for batches (x0, y) of float images.
+
+    With `null_class` set (a class-conditional model) the labels y go to the model as
+    model(x_t, t, y), each replaced by the null class with probability `cond_drop`.
+    """
 
     def __init__(
         self,
@@ -50,6 +55,8 @@ class DiffusionObjective:
         *,
         objective: Objective = "eps",
         min_snr_gamma: float | None = None,
+        null_class: int | None = None,
+        cond_drop: float = 0.0,
     ) -> None:
         if objective not in OBJECTIVES:
             raise ValueError(
@@ -59,9 +66,12 @@ class DiffusionObjective:
             raise ValueError(
                 f"min_snr_gamma must be > 0 (--diffusion.min-snr-gamma), got {min_snr_gamma}"
             )
+        if not 0 <= cond_drop < 1:
+            raise ValueError(f"cond_drop must be in [0, 1) (--train.cond-drop), got {cond_drop}")
         self.schedule = schedule
         self.objective: Objective = objective
         self.min_snr_gamma = min_snr_gamma
+        self.null_class, self.cond_drop = null_class, cond_drop
         self._tables: dict[torch.device, Tensor] = {}
 
     def __repr__(self) -> str:
@@ -79,7 +89,11 @@ class DiffusionObjective:
         x0 = batch[0] if isinstance(batch, (tuple, list)) else batch
         x0 = x0.float()
         x_t, t, eps = noisify(x0, self._alpha_bar_on(x0.device))  # global RNG on purpose
-        prediction = model(x_t, t)
+        if self.null_class is None:
+            prediction = model(x_t, t)
+        else:  # labels drawn after the noise: resumable through the same saved RNG state
+            y = drop_labels(batch[1], null_class=self.null_class, p=self.cond_drop)
+            prediction = model(x_t, t, y)
         return self.loss(prediction, x0=x0, eps=eps, t=t)
 
     def loss(self, prediction: Tensor, *, x0: Tensor, eps: Tensor, t: Tensor) -> Tensor:
@@ -96,14 +110,22 @@ class DiffusionObjective:
 
 
 def make_objective(
-    schedule: Schedule, *, objective: Objective = "eps", min_snr_gamma: float | None = None
+    schedule: Schedule,
+    *,
+    objective: Objective = "eps",
+    min_snr_gamma: float | None = None,
+    null_class: int | None = None,
+    cond_drop: float = 0.0,
 ) -> DiffusionObjective:
     """The loss for training a model that predicts `objective` (eps, x0 or v)."""
-    return DiffusionObjective(schedule, objective=objective, min_snr_gamma=min_snr_gamma)
+    return DiffusionObjective(
+        schedule, objective=objective, min_snr_gamma=min_snr_gamma, null_class=null_class,
+        cond_drop=cond_drop,
+    )  # fmt: skip
 
 
 def as_noise_predictor(model: Model, schedule: Schedule, objective: Objective) -> Model:
-    """Wrap a model trained on `objective` as predict_noise(x_t, t) -> eps for the samplers.
+    """Wrap a model trained on `objective` as predict_noise(x_t, t[, y]) -> eps for the samplers.
 
     t may be fractional (Karras samplers); alpha_bar_t is then interpolated (see interpolation.py).
     The output has x_t's dtype, so conversions run in the sampler's float32/float64.
@@ -111,8 +133,8 @@ def as_noise_predictor(model: Model, schedule: Schedule, objective: Objective) -
     if objective not in OBJECTIVES:
         raise ValueError(f"unknown objective {objective!r}: choose one of {OBJECTIVES}")
 
-    def predict_noise(x_t: Tensor, t: Tensor) -> Tensor:
-        prediction = model(x_t, t).to(x_t.dtype)
+    def predict_noise(x_t: Tensor, t: Tensor, *condition: Tensor) -> Tensor:
+        prediction = model(x_t, t, *condition).to(x_t.dtype)
         if objective == "eps":
             return prediction
         ab = expand_like(alpha_bar_at(schedule.alpha_bar, t.detach().cpu()), x_t)

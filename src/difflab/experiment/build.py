@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
@@ -16,8 +17,17 @@ from difflab.io.trained import build_schedule
 _WITH_TEST_SPLIT = ("fashion_mnist", "mnist", "cifar10")
 
 
-def build_data(config: RunConfig, *, rank: int = 0, world_size: int = 1, validate: bool = True):
-    """(train batches, validation batches or None, image shape (C, H, W) with padding)."""
+class Data(NamedTuple):
+    train: Any
+    valid: Any | None
+    image_shape: tuple[int, int, int]  # (C, H, W) as the network sees it, padding included
+    classes: list[str]  # the dataset's class names (label k is classes[k])
+
+
+def build_data(
+    config: RunConfig, *, rank: int = 0, world_size: int = 1, validate: bool = True
+) -> Data:
+    """Training batches, validation batches (or None), image shape and class names."""
     from difflab.data import InMemoryBatches, load_images
 
     d, t = config.data, config.train
@@ -39,28 +49,55 @@ def build_data(config: RunConfig, *, rank: int = 0, world_size: int = 1, validat
             drop_last=False, **common,
         )  # fmt: skip
     c, h, w = images.shape[1:]
-    return train_batches, valid_batches, (int(c), int(h + 2 * d.pad), int(w + 2 * d.pad))
+    shape = (int(c), int(h + 2 * d.pad), int(w + 2 * d.pad))
+    return Data(train_batches, valid_batches, shape, list(train.classes))
+
+
+def with_class_count(config: RunConfig, data: Data) -> RunConfig:
+    """--model.num-classes auto resolved to the dataset's class count; a given count must
+    cover every label. The run folder then records the number, never "auto"."""
+    wanted = config.model.num_classes
+    n = len(data.classes) if wanted == "auto" else int(wanted)
+    if 0 < n < len(data.classes):
+        raise ValueError(
+            f"--model.num-classes: {n} is fewer than the {len(data.classes)} classes of "
+            f"{config.data.dataset}; use auto"
+        )
+    return dataclasses.replace(config, model=dataclasses.replace(config.model, num_classes=str(n)))
+
+
+def num_classes(config: RunConfig) -> int:
+    if config.model.num_classes == "auto":
+        raise ValueError("--model.num-classes auto is resolved from the data (with_class_count)")
+    return int(config.model.num_classes)
 
 
 def build_model(config: RunConfig, image_shape: tuple[int, int, int]) -> torch.nn.Module:
-    """difflab's UNet preset, or diffusers' UNet2DModel through the same forward(x_t, t)."""
+    """difflab's UNet preset, or diffusers' UNet2DModel through the same forward(x_t, t[, y])."""
+    n = num_classes(config)
     if config.model.preset == "diffusers":
-        from difflab.models.diffusers_adapter import build_diffusers_unet
+        from difflab.models.diffusers_adapter import build_diffusers_unet, diffusers_example_config
 
-        return build_diffusers_unet(sample_size=image_shape[1], in_channels=image_shape[0])
+        arch = diffusers_example_config(sample_size=image_shape[1], in_channels=image_shape[0])
+        return build_diffusers_unet({**arch, **({"num_class_embeds": n + 1} if n else {})})
     from difflab.models import build_unet
 
-    return build_unet(config.model.preset, in_channels=image_shape[0], dropout=config.model.dropout)
+    return build_unet(
+        config.model.preset, in_channels=image_shape[0], dropout=config.model.dropout,
+        **({"num_classes": n} if n else {}),
+    )  # fmt: skip
 
 
 def build_objective(config: RunConfig):
-    """How a batch becomes a loss: the configured parameterisation and loss weighting."""
+    """How a batch becomes a loss: the configured parameterisation and loss weighting, and for a
+    conditional model its labels with --train.cond-drop of them replaced by the null class."""
     from difflab.diffusion import make_objective
 
-    d = config.diffusion
+    d, n = config.diffusion, num_classes(config)
     return make_objective(
-        build_schedule(config), objective=d.objective, min_snr_gamma=d.min_snr_gamma
-    )
+        build_schedule(config), objective=d.objective, min_snr_gamma=d.min_snr_gamma,
+        null_class=n or None, cond_drop=config.train.cond_drop if n else 0.0,
+    )  # fmt: skip
 
 
 def recipe_callbacks(config: RunConfig, run_dir: Path, *, progress: bool) -> list:
@@ -109,7 +146,7 @@ def build_learner(
     run_dir: Path,
     *,
     callbacks: Sequence = (),
-    data: tuple | None = None,
+    data: Data | None = None,
     rank: int = 0,
     world_size: int = 1,
     validate: bool = True,
@@ -124,7 +161,8 @@ def build_learner(
     torch.manual_seed(t.seed)  # the weights' initialisation follows the seed
     if data is None:
         data = build_data(config, rank=rank, world_size=world_size, validate=validate)
-    train_batches, valid_batches, image_shape = data
+    config = with_class_count(config, data)
+    train_batches, valid_batches, image_shape, _ = data
     model = build_model(config, image_shape)
     if world_size > 1:  # same weights on every rank (above), but each rank its own noise
         torch.manual_seed(t.seed + rank)

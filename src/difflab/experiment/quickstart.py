@@ -21,7 +21,7 @@ def quickstart(config: RunConfig, *, progress: bool = True) -> tuple[int, dict[s
     """(exit code, report): 0 with the report (also in RUN/eval.json) when all three steps ran;
     1 when the loss went non-finite; 130 when training was interrupted (resumable).
     Other ranks under `accelerate launch` share the training and return (0, None)."""
-    from difflab.evaluation import dataset_evaluator, sample_and_measure, trained_dataset
+    from difflab.evaluation import dataset_evaluator, evaluate_model, trained_dataset
     from difflab.generation import pick_device
     from difflab.io.trained import load_trained
     from difflab.metrics.feature_models import require_feature_model
@@ -47,7 +47,7 @@ def quickstart(config: RunConfig, *, progress: bool = True) -> tuple[int, dict[s
     log.info("3/3 evaluating %d samples", config.eval.n)
     start = time.perf_counter()
     sample = dataclasses.replace(config.sample, n=config.eval.n)
-    result = sample_and_measure(trained, sample, evaluator, kid=True)
+    result = evaluate_model(trained, sample, evaluator, kid=True)
     result["eval_seconds"] = round(time.perf_counter() - start, 1)
     report = {"run_dir": str(run_dir), "grid": str(grid), "train": summary, "eval": result}
     (run_dir / "eval.json").write_text(json.dumps(report, indent=2))
@@ -56,9 +56,11 @@ def quickstart(config: RunConfig, *, progress: bool = True) -> tuple[int, dict[s
 
 def _save_grid(trained, config: RunConfig, run_dir: Path, *, bf16: bool) -> Path:
     from difflab.data import to_uint8
-    from difflab.generation import generate_images
+    from difflab.generation import class_rows, generate_images
     from difflab.io.images import save_grid
 
-    images = generate_images(trained, config.sample, seeds=GRID_SEEDS, bf16=bf16)
+    labels, ncols = class_rows(trained, len(GRID_SEEDS))  # conditional: one row per class
+    seeds = GRID_SEEDS if labels is None else range(len(labels))
+    images = generate_images(trained, config.sample, seeds=seeds, labels=labels, bf16=bf16)
     pixels = to_uint8(images, trained.low, trained.high)
-    return save_grid(pixels, run_dir / "samples" / "final.png", scale=2)
+    return save_grid(pixels, run_dir / "samples" / "final.png", scale=2, ncols=ncols)

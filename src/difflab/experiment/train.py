@@ -11,7 +11,13 @@ from typing import Any
 import torch
 
 from difflab.config import RunConfig, config_to_dict
-from difflab.experiment.build import build_data, build_learner, build_model, build_objective
+from difflab.experiment.build import (
+    build_data,
+    build_learner,
+    build_model,
+    build_objective,
+    with_class_count,
+)
 from difflab.io.trained import save_trained
 from difflab.training.callback import Callback
 
@@ -53,15 +59,18 @@ class SaveModelCB(Callback):
 
     order = 80
 
-    def __init__(self, config: RunConfig) -> None:
-        self.config = config
+    def __init__(self, config: RunConfig, classes: list[str]) -> None:
+        self.config, self.classes = config, classes
         self.image_shape: tuple[int, int, int] | None = None  # known once the data is built
 
     def after_fit(self, learn: Any) -> None:
         from difflab.training import eval_model
 
         if learn.is_main_process:
-            path = save_trained(learn.run_dir, eval_model(learn), self.config, self.image_shape)
+            path = save_trained(
+                learn.run_dir, eval_model(learn), self.config, self.image_shape,
+                classes=self.classes,
+            )  # fmt: skip
             learn.report_file("model", path, "artifact")
 
 
@@ -108,6 +117,7 @@ def train_experiment(
 
     rank, world_size = process_rank()
     data = build_data(config, rank=rank, world_size=world_size)
+    config = with_class_count(config, data)  # "auto" -> the number, before the folder records it
     if run_dir is None:
         run_dir = start_run_once(config)
         log.info("run folder: %s", run_dir)
@@ -117,7 +127,7 @@ def train_experiment(
             config.trackers, run_dir, config_to_dict(config), runs_dir=config.runs_dir
         )
         extra = [TrackingCallback(trackers), *notify_callbacks(config)]
-    save, last = SaveModelCB(config), LastValues()
+    save, last = SaveModelCB(config, data.classes), LastValues()
     learn, save.image_shape = build_learner(
         config, run_dir, data=data, rank=rank, world_size=world_size, progress=progress,
         callbacks=[*extra, save, last],
@@ -177,7 +187,9 @@ def find_learning_rate(config: RunConfig, *, n_steps: int = 100) -> dict[str, An
     from difflab.training.callbacks.lr_finder import lr_find
 
     torch.manual_seed(config.train.seed)
-    train_batches, _, image_shape = build_data(config, validate=False)
+    data = build_data(config, validate=False)
+    config = with_class_count(config, data)
+    train_batches, image_shape = data.train, data.image_shape
     model = build_model(config, image_shape)
     optimizer = partial(torch.optim.AdamW, weight_decay=config.train.weight_decay)
     result = lr_find(

@@ -39,6 +39,11 @@ class TrainedModel:
     meta: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def classes(self) -> list[str]:
+        """Class names of a conditional model (label k is classes[k]); [] if unconditional."""
+        return list(self.meta.get("classes", []))
+
+    @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
@@ -59,21 +64,36 @@ def trained_model(
     )  # fmt: skip
 
 
-def model_meta(config: RunConfig, model: torch.nn.Module, image_shape: tuple[int, ...]) -> dict:
-    """What model.json records: enough to rebuild the network and sample from it."""
-    return {
+def model_meta(
+    config: RunConfig,
+    model: torch.nn.Module,
+    image_shape: tuple[int, ...],
+    classes: list[str] | None = None,
+) -> dict:
+    """What model.json records: enough to rebuild the network and sample from it; a
+    conditional model's class names too (label k is classes[k])."""
+    meta = {
         "format": MODEL_FORMAT,
         "unet": model.config(),
         "image_shape": list(image_shape),
         "run_config": config_to_dict(config),
     }
+    if getattr(model, "null_class", None) is not None:
+        meta["classes"] = list(classes or [])
+    return meta
 
 
 def save_trained(
-    folder: Path, model: torch.nn.Module, config: RunConfig, image_shape: tuple[int, ...]
+    folder: Path,
+    model: torch.nn.Module,
+    config: RunConfig,
+    image_shape: tuple[int, ...],
+    *,
+    classes: list[str] | None = None,
 ) -> Path:
     """model.safetensors + model.json into `folder`; returns the weights' path."""
-    return save_model(folder, model.state_dict(), model_meta(config, model, image_shape))
+    meta = model_meta(config, model, image_shape, classes)
+    return save_model(folder, model.state_dict(), meta)
 
 
 def model_from_config(config: dict[str, Any]) -> torch.nn.Module:

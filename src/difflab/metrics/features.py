@@ -92,3 +92,23 @@ def feature_statistics(features: Tensor | np.ndarray) -> tuple[np.ndarray, np.nd
     centred = f - mu
     sigma = centred.T @ centred / (f.shape[0] - 1)
     return mu.numpy(), sigma.numpy()
+
+
+@torch.inference_mode()
+def predict_labels(
+    model: nn.Module, images: Any, *, low: float, high: float, batch_size: int = 500
+) -> Tensor:
+    """The classifier's predicted class (N,) int64 of uint8 images (its forward gives logits)."""
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    try:
+        chunks = [
+            model(to_model_input(images[i : i + batch_size], low=low, high=high).to(device))
+            .argmax(dim=1)
+            .cpu()
+            for i in range(0, len(images), batch_size)
+        ]
+    finally:
+        model.train(was_training)
+    return torch.cat(chunks)

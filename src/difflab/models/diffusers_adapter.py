@@ -21,11 +21,22 @@ class DiffusersUNet(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, x_t: Tensor, t: Tensor | int | float) -> Tensor:
+    @property
+    def null_class(self) -> int | None:
+        """The null label of classifier-free guidance: diffusers' last class embedding."""
+        n = self.model.config.get("num_class_embeds")
+        return n - 1 if n else None
+
+    def forward(self, x_t: Tensor, t: Tensor | int | float, y: Tensor | None = None) -> Tensor:
         t = torch.as_tensor(t, device=x_t.device)
         if t.ndim == 0:
             t = t.expand(x_t.shape[0])
-        return self.model(x_t, t).sample
+        null = self.null_class
+        if null is not None and y is None:
+            y = torch.full((x_t.shape[0],), null, device=x_t.device)
+        elif null is None and y is not None:
+            raise ValueError("this UNet2DModel is unconditional: it takes no labels")
+        return self.model(x_t, t, class_labels=y).sample
 
     def config(self) -> dict[str, Any]:
         """JSON-ready architecture (diffusers' own config, plus a `kind` tag)."""

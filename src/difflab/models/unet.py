@@ -41,6 +41,9 @@ class UNetConfig:
     head_dim: int = 64
     dropout: float = 0.0
     zero_init_blocks: bool = True
+    # Class-conditional when > 0: a learned embedding of num_classes + 1 entries (the last is
+    # the "null" class of classifier-free guidance, Ho & Salimans 2022) added to the time one.
+    num_classes: int = 0
 
     def __post_init__(self) -> None:
         if self.in_channels < 1:
@@ -56,6 +59,8 @@ class UNetConfig:
             raise ValueError(f"attention_levels {bad} are not levels of {len(self.channels)}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.num_classes < 0:
+            raise ValueError(f"num_classes must be >= 0 (0: unconditional), got {self.num_classes}")
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> UNetConfig:
@@ -85,6 +90,8 @@ class UNet(nn.Module):
         ch = cfg.channels
         emb_dim = cfg.emb_dim or 4 * ch[0]
         self.time_embed = TimeEmbedding(cfg.freq_dim or ch[0], emb_dim)
+        if cfg.num_classes:  # created only when conditional: unconditional weights stay the same
+            self.class_embed = nn.Embedding(cfg.num_classes + 1, emb_dim)
         self.stem = nn.Conv2d(cfg.in_channels, ch[0], 3, padding=1)
         self.down = nn.ModuleList(self._level(i, ch[i], ch[i], emb_dim) for i in range(len(ch)))
         self.downsample = nn.ModuleList(Downsample(ch[i], ch[i + 1]) for i in range(len(ch) - 1))
@@ -131,7 +138,14 @@ class UNet(nn.Module):
             x = layer(x, emb) if isinstance(layer, ResBlock) else layer(x)
         return x
 
-    def forward(self, x_t: Tensor, t: Tensor | int | float) -> Tensor:
+    @property
+    def null_class(self) -> int | None:
+        """The label that means "no class" (classifier-free guidance); None if unconditional."""
+        return self.cfg.num_classes if self.cfg.num_classes else None
+
+    def forward(self, x_t: Tensor, t: Tensor | int | float, y: Tensor | None = None) -> Tensor:
+        """y: (B,) int64 class labels in [0, num_classes] (num_classes = null); a conditional
+        model given no y uses the null class, an unconditional one refuses y."""
         if x_t.ndim != 4 or x_t.shape[1] != self.cfg.in_channels:
             raise ValueError(
                 f"expected images (B, {self.cfg.in_channels}, H, W), got {tuple(x_t.shape)}"
@@ -139,7 +153,14 @@ class UNet(nn.Module):
         t = torch.as_tensor(t, device=x_t.device)
         if t.ndim == 0:
             t = t.expand(x_t.shape[0])
-        emb = self.time_embed(t).to(x_t.dtype)
+        emb = self.time_embed(t)
+        if self.cfg.num_classes:
+            if y is None:
+                y = torch.full((x_t.shape[0],), self.cfg.num_classes, device=x_t.device)
+            emb = emb + self.class_embed(y)
+        elif y is not None:
+            raise ValueError("this UNet is unconditional (num_classes 0): it takes no labels")
+        emb = emb.to(x_t.dtype)
         h = self.stem(x_t)
         if self.channels_last:
             h = h.contiguous(memory_format=torch.channels_last)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import torch
@@ -40,6 +41,10 @@ def initial_noise(
     return draw_noise(like, gens)
 
 
+def _with_condition(predict_noise, x_t: Tensor, t: Tensor, *, y: Tensor) -> Tensor:
+    return predict_noise(x_t, t, y)
+
+
 def sample_in_batches(
     plan: SamplingPlan,
     predict_noise: NoisePredictor,
@@ -53,6 +58,7 @@ def sample_in_batches(
     progress: bool = True,
     on_step: StepCallback | None = None,
     clip_x0: tuple[float, float] | None = None,
+    conditions: Tensor | None = None,
 ) -> Tensor:
     """Draw len(seeds) images with `plan`, batch_size at a time; returns (N, *shape) on the CPU.
 
@@ -60,8 +66,11 @@ def sample_in_batches(
     once left a GPU model fed with CPU noise). Image k's initial noise and every per-step noise
     come from a generator seeded with seeds[k], so image k is identical whatever batch_size is
     (up to float reduction order inside the model, which can depend on the batch size on some
-    backends).
+    backends). `conditions` (e.g. class labels, one per seed) are sliced like the seeds and
+    handed to predict_noise as a third argument: the samplers themselves never see them.
     """
+    if conditions is not None and len(conditions) != len(seeds):
+        raise ValueError(f"got {len(conditions)} conditions for {len(seeds)} seeds")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1 (--sample.batch-size), got {batch_size}")
     outputs = []
@@ -71,9 +80,11 @@ def sample_in_batches(
         for start in range(0, len(seeds), batch_size):
             gens = image_generators(seeds[start : start + batch_size], device=device)
             x_T = initial_noise(gens, shape, dtype=dtype)
-            x0 = plan.run(
-                predict_noise, x_T, alpha_bar, generator=gens, on_step=on_step, clip_x0=clip_x0
-            )
+            predict = predict_noise
+            if conditions is not None:
+                y = conditions[start : start + batch_size].to(x_T.device)
+                predict = functools.partial(_with_condition, predict_noise, y=y)
+            x0 = plan.run(predict, x_T, alpha_bar, generator=gens, on_step=on_step, clip_x0=clip_x0)
             outputs.append(x0.cpu())
             bar.update(len(gens))
     return torch.cat(outputs)

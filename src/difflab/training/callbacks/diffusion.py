@@ -40,16 +40,24 @@ class _EveryNEpochs(Callback):
         raise NotImplementedError
 
 
-def sample_images(learn: Learner, config: RunConfig, image_shape, n: int, seed: int):
-    """n images from the EMA weights (seeds seed + k), sampled as config.sample says, at the
-    data's original size: the feature classifier and the grids see what the dataset holds."""
-    from difflab.generation import generate_images
+def sample_images(
+    learn: Learner, config: RunConfig, image_shape, n: int, seed: int, *, per_class_rows=False
+):
+    """(images, grid columns): n images from the EMA weights (seeds seed + k), sampled as
+    config.sample says, at the data's original size (the feature classifier and the grids see
+    what the dataset holds). A conditional model draws classes in turn, or with
+    `per_class_rows` one row per class (about n images)."""
+    from difflab.generation import class_rows, generate_images
     from difflab.io.trained import trained_model
 
     trained = trained_model(eval_model(learn), config, image_shape)
+    labels, ncols = class_rows(trained, n) if per_class_rows else (None, None)
+    seeds = range(seed, seed + (n if labels is None else len(labels)))
     bf16 = config.train.mixed_precision == "bf16"
-    seeds = range(seed, seed + n)
-    return generate_images(trained, config.sample, seeds=seeds, bf16=bf16, progress=False)
+    images = generate_images(
+        trained, config.sample, seeds=seeds, labels=labels, bf16=bf16, progress=False
+    )
+    return images, ncols
 
 
 class SampleGridCB(_EveryNEpochs):
@@ -65,10 +73,12 @@ class SampleGridCB(_EveryNEpochs):
         from difflab.data import to_uint8
         from difflab.io.images import save_grid
 
-        images = sample_images(learn, self.config, self.image_shape, self.n, seed=0)
+        images, ncols = sample_images(
+            learn, self.config, self.image_shape, self.n, seed=0, per_class_rows=True
+        )
         images = to_uint8(images, self.config.data.low, self.config.data.high)
         path = self.folder / f"epoch_{learn.epoch + 1:03d}.png"
-        save_grid(images, path, scale=2)
+        save_grid(images, path, scale=2, ncols=ncols)
         learn.report_file("samples", path, "image")
 
 
@@ -82,7 +92,7 @@ class EvalCB(_EveryNEpochs):
         self.config, self.image_shape, self.evaluator, self.n = config, image_shape, evaluator, n
 
     def on_epoch_end(self, learn: Learner) -> None:
-        images = sample_images(learn, self.config, self.image_shape, self.n, seed=10_000)
+        images, _ = sample_images(learn, self.config, self.image_shape, self.n, seed=10_000)
         result = self.evaluator.fid(images).to_dict()
         log.info(
             "epoch %d: FID %.3f (real-data floor %s) at n=%d",
