@@ -158,13 +158,13 @@ def export_posthoc_model(
     from difflab.io.trained import load_trained, model_meta
 
     run_dir = Path(run_dir)
+    state, info = reconstruct_state(run_dir / SNAPSHOT_DIR, sigma_rel, step=step)
     if not (run_dir / "model.json").is_file():
         raise FileNotFoundError(
             f"{run_dir / 'model.json'}: missing; post-hoc EMA needs the run's architecture, "
             "written when training ends (finish or resume the run first)"
         )
     trained = load_trained(run_dir)
-    state, info = reconstruct_state(run_dir / SNAPSHOT_DIR, sigma_rel, step=step)
     model = trained.model
     model.load_state_dict(state)  # checks that the snapshots fit the run's network
     config = config_from_dict(trained.meta["run_config"])
