@@ -185,3 +185,13 @@ def test_a_resumed_run_writes_the_same_snapshots(tmp_path, stop):
     state, info = reconstruct_state(tmp_path / "cut" / "ema_snapshots", 0.08)
     assert info["step"] == 24 and info["snapshots"] == 12
     assert info["relative_profile_residual"] < 0.05
+
+
+def test_a_symlink_out_of_the_snapshot_folder_is_refused(tmp_path):
+    fit(tmp_path / "run")
+    folder = tmp_path / "run" / "ema_snapshots"
+    outside = tmp_path / "elsewhere.safetensors"
+    outside.write_bytes((folder / "ema-000000024-0.0500.safetensors").read_bytes())
+    (folder / "ema-000000025-0.0500.safetensors").symlink_to(outside)
+    with pytest.raises(ValueError, match="symlink out of"):
+        list_snapshots(folder)

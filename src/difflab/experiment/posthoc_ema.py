@@ -28,11 +28,11 @@ def sweep_posthoc_ema(
     step: int | None = None,
     evaluator: Any = None,
     out: str | Path | None = None,
-    device: str = "cpu",
+    device: Any = "cpu",
 ) -> dict[str, Any]:
     """FID of the run's own model and of each sigma_rel reconstructed at `step` (default: the
-    newest snapshot's), all with the same seeds;
-    writes `out` (default RUN/eval)/ema_sweep.json and ema_sweep.png; returns the table."""
+    newest snapshot's), all with the same seeds; writes ema_sweep.json and ema_sweep.png into
+    `out` (default RUN/eval) and returns the table. `evaluator`: default, the dataset's own."""
     if not sigma_rels:
         raise ValueError("--sweep: give at least one sigma_rel, e.g. --sweep 0.05,0.1")
     run_dir = Path(run_dir)
