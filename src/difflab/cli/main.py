@@ -19,6 +19,7 @@ COMMANDS = {
     "train": "difflab.cli.train",
     "sample": "difflab.cli.sample",
     "eval": "difflab.cli.evaluate",
+    "ema": "difflab.cli.ema",
     "classifier": "difflab.cli.classifier",
     "runs": "difflab.cli.runs",
     "board": "difflab.cli.board",

@@ -59,6 +59,15 @@ def _threshold_ok(spec: str) -> bool:
     return True
 
 
+def _sigma_rels(values: tuple[float, ...], flag: str) -> None:
+    # 1/sqrt(12) is the flat profile (gamma = 0, difflab.models.posthoc_ema.SIGMA_REL_MAX)
+    _require(len(values) >= 1, flag, "give at least one, e.g. 0.05,0.1")
+    for value in values:
+        _require(0 < value < 12**-0.5, flag, f"each must be in (0, 0.2886), got {value!r}")
+    names = [f"{value:.4f}" for value in values]  # the snapshots' file names
+    _require(len(set(names)) == len(names), flag, f"must differ in 4 decimals, got {names}")
+
+
 def _choice(value: str, choices: tuple[str, ...], flag: str) -> None:
     _require(value in choices, flag, f"{value!r} is not one of {', '.join(choices)}")
 
@@ -183,9 +192,19 @@ class TrainConfig:
         "conditional models: share of labels replaced by the null class while training, so one "
         "network also learns the unconditional prediction (Ho & Salimans 2022 used 0.1-0.2)",
     )
+    posthoc_ema_every: int = option(
+        0,
+        "post-hoc EMA (Karras et al. 2024): snapshot the power-function averages every N steps "
+        "into RUN/ema_snapshots, for `difflab ema` (0: off)",
+    )
+    posthoc_ema_sigma_rels: tuple[float, ...] = option(
+        (0.05, 0.10), "relative widths of the stored EMA profiles (EDM2's 0.05 and 0.10)"
+    )
 
     def __post_init__(self) -> None:
         _require(self.epochs >= 1, "--train.epochs", "must be >= 1")
+        _at_least(self.posthoc_ema_every, 0, "--train.posthoc-ema-every")
+        _sigma_rels(self.posthoc_ema_sigma_rels, "--train.posthoc-ema-sigma-rels")
         _require(
             math.isfinite(self.minutes) and self.minutes >= 0,
             "--train.minutes",

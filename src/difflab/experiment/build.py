@@ -113,6 +113,10 @@ def recipe_callbacks(config: RunConfig, run_dir: Path, *, progress: bool) -> lis
         grad_clip=t.grad_clip, ema_decay=t.ema_decay, checkpoint_every=t.checkpoint_every,
         max_nonfinite=t.max_nonfinite, progress=False, run_dir=run_dir,
     )  # fmt: skip
+    if t.posthoc_ema_every:
+        from difflab.training.callbacks.posthoc_ema import PostHocEMACB
+
+        callbacks.append(PostHocEMACB(t.posthoc_ema_sigma_rels, every=t.posthoc_ema_every))
     if t.minutes:
         callbacks = with_budget(callbacks, t.minutes * 60)
     # progress=False still logs plain progress lines; it only turns the bars off
