@@ -31,6 +31,7 @@ REPORT_CSP = (
     "base-uri 'none'; form-action 'none'"
 )
 REPORT_CSS = CSS + (
+    "header span { color: #fff; font-weight: bold; }\n"
     "tr.differs th, tr.differs td { background: #fff1b8; }\n"
     ".note { color: #a35200; }\n"
     "section.run { border-top: 2px solid #23395d; margin-top: 24px; }\n"
@@ -88,7 +89,9 @@ def build_report(store: RunStore, names: list[str], limits: ReportLimits | None 
         f'<meta http-equiv="Content-Security-Policy" content="{esc(REPORT_CSP)}">'
         f'<meta name="generator" content="difflab runs report"><style>{REPORT_CSS}</style>'
     )
-    html = pages.document(f"{title} · difflab report", body, head=head, header="difflab report")
+    html = pages.document(
+        f"{title} · difflab report", body, head=head, header="<span>difflab report</span>"
+    )
     return Report(html, tuple(left_out))
 
 
