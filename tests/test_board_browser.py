@@ -129,3 +129,26 @@ def test_run_page_curves_grids_slider_and_escaping(browser, base_url, tmp_path):
     evil = open_page(browser, base_url + "/run/00004-evil")
     assert "<script>alert(1)</script>" in evil.locator("table.config").inner_text()  # as text
     assert page.problems == [] and evil.problems == []
+
+
+def test_downloaded_report_opens_offline_with_everything_in_it(browser, base_url, tmp_path):
+    # the comparison page's "download report" link, saved, then opened from the file alone
+    board = open_page(browser, base_url + "/compare?run=00001-lr0.003&run=00002-lr0.01")
+    with board.expect_download() as download:
+        board.click("text=download report")
+    saved = tmp_path / "report.html"
+    download.value.save_as(saved)
+    assert download.value.suggested_filename == "report-00001-lr0.003-and-1.html"
+    report = browser.new_page(viewport={"width": 1280, "height": 900})
+    requests: list[str] = []
+    report.on("request", lambda r: requests.append(r.url))
+    report.on("console", lambda m: m.type == "error" and requests.append(f"error: {m.text}"))
+    report.goto(saved.as_uri(), wait_until="load")
+    assert requests[0] == saved.as_uri()  # then data: URIs only, no CSP violation logged
+    assert all(u.startswith("data:") for u in requests[1:]), requests
+    widths = images_loaded(report)
+    assert len(widths) == 2 * 4 and all(w == 112 for w in widths)  # 4 epoch grids per run
+    assert report.locator("svg.chart path.series").count() >= 4
+    assert report.locator("tr.differs").all_inner_texts()[0].startswith("train.lr")
+    report.screenshot(path=str(tmp_path / "report.png"), full_page=True)
+    assert board.problems == []

@@ -1,8 +1,11 @@
-"""`difflab runs ls | show RUN | compare RUN RUN ... | best --metric fid | reindex`.
+"""`difflab runs ls | show RUN | compare RUN RUN ... | best --metric fid | reindex`
+`difflab runs report RUN [RUN ...] --out report.html`.
 
 Tables on stdout for people, `--json` for scripts. RUN is a run folder name, a run number
 (7 or 00007) or a path. The index (`<runs-dir>/runs.sqlite`) is built on first use;
 `reindex` rebuilds it from the run folders (a damaged one is moved aside, not deleted).
+`report` writes one self-contained HTML file (curves, sample grids, metrics, config, code) that
+opens offline in any browser: the board's "download report" link gives the same file.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import logging
 import math
 import sys
 import time
@@ -17,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from difflab.tracking.config_diff import differing_keys
+
+log = logging.getLogger(__name__)
 
 
 def add_parser(sub: Any, name: str) -> argparse.ArgumentParser:
@@ -47,8 +53,32 @@ def add_parser(sub: Any, name: str) -> argparse.ArgumentParser:
     )
     order.add_argument("--higher-is-better", dest="lower", action="store_false")
     actions.add_parser("reindex", parents=[common], help="rebuild runs.sqlite from the folders")
+    _add_report_parser(actions, common)
     parser.set_defaults(handler=run)
     return parser
+
+
+def _add_report_parser(actions: Any, common: argparse.ArgumentParser) -> None:
+    from difflab.tracking.board.embed import ReportLimits  # light: --help stays fast
+
+    help_of = {f.name: f.metadata["help"] for f in dataclasses.fields(ReportLimits)}
+    report = actions.add_parser(
+        "report", parents=[common], help="one self-contained HTML file for runs, to send"
+    )
+    report.add_argument("runs", metavar="RUN", nargs="+")
+    report.add_argument("--out", default="report.html", help="HTML file (default: report.html)")
+    report.add_argument(
+        "--max-grids",
+        type=int,
+        default=ReportLimits.max_grids,
+        help=f"{help_of['max_grids']} (default {ReportLimits.max_grids})",
+    )
+    report.add_argument(
+        "--max-image-kb",
+        type=int,
+        default=ReportLimits.max_image_bytes // 1024,
+        help=f"{help_of['max_image_bytes']}, in KiB (default {ReportLimits.max_image_bytes // 1024})",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -109,6 +139,21 @@ def compare_runs(store: Any, args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def write_report(store: Any, args: argparse.Namespace) -> dict[str, Any]:
+    from difflab.files import atomic_write_bytes
+    from difflab.tracking.board.report import ReportLimits, build_report
+    from difflab.tracking.query import resolve_run
+
+    limits = ReportLimits(max_grids=args.max_grids, max_image_bytes=args.max_image_kb * 1024)
+    names = [resolve_run(store, ref) for ref in args.runs]
+    report = build_report(store, names, limits)
+    data = report.html.encode("utf-8")
+    atomic_write_bytes(args.out, data)
+    for note in report.left_out:
+        log.warning("left out of the report: %s", note)
+    return {"out": str(args.out), "bytes": len(data), "runs": names, "left_out": report.left_out}
+
+
 def best(store: Any, args: argparse.Namespace) -> dict[str, Any]:
     from difflab.tracking.query import best_run
 
@@ -121,6 +166,7 @@ ACTIONS = {  # `reindex` is handled in `run`: it must also work when the index c
     "show": show_run,
     "compare": compare_runs,
     "best": best,
+    "report": write_report,
 }
 
 
@@ -183,6 +229,8 @@ def render(action: str, result: Any) -> str:
             ["metric (last)", *result["runs"]], [[k, *v] for k, v in result["metrics"].items()]
         )
         return config + "\n" + metrics
+    if action == "report":
+        return f"wrote {result['out']} ({result['bytes']} bytes): {', '.join(result['runs'])}\n"
     if action == "best":
         return f"{result['run']['name']}  {result['metric']}={format_value(result['value'])}\n"
     lines = [f"indexed {result['runs']} runs into {result['index']}"]

@@ -37,19 +37,36 @@ def esc(value: Any) -> str:
     return escape(value, quote=True)
 
 
-def page(title: str, body: str) -> str:
+def document(title: str, body: str, *, head: str, header: str) -> str:
+    """A whole HTML page; `head` and `header` are trusted markup, `title` is escaped here."""
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
-        f"<title>{esc(title)} · difflab board</title>"
-        '<link rel="stylesheet" href="/static/board.css">'
-        '<script src="/static/board.js" defer></script></head><body>'
-        '<header><a href="/">difflab board</a></header>'
-        f"<main>{body}</main></body></html>"
+        f"<title>{esc(title)}</title>{head}</head><body>"
+        f"<header>{header}</header><main>{body}</main></body></html>"
+    )
+
+
+def page(title: str, body: str) -> str:
+    return document(
+        f"{title} · difflab board",
+        body,
+        head='<link rel="stylesheet" href="/static/board.css">'
+        '<script src="/static/board.js" defer></script>',
+        header='<a href="/">difflab board</a>',
     )
 
 
 def run_url(name: str) -> str:
     return "/run/" + quote(name, safe="")
+
+
+def report_url(names: list[str]) -> str:
+    """The board's download link for the report of these runs (`difflab runs report`)."""
+    return "/report?" + urlencode([("run", n) for n in names])
+
+
+def report_link(names: list[str]) -> str:
+    return f'<p><a class="report" href="{esc(report_url(names))}" download>download report</a></p>'
 
 
 def file_url(name: str, path: Path, run_dir: Path) -> str:
@@ -131,7 +148,7 @@ def _run_row(run: RunRecord, metrics: list[str], varying: list[str], params: dic
         f'<td><input type="checkbox" name="run" value="{esc(run.name)}"></td>',
         f'<td><a href="{esc(run_url(run.name))}">{esc(run.name)}</a></td>',
         f'<td class="status-{esc(run.status)}">{esc(run.status)}</td>',
-        f"<td>{esc(_when(run.started))}</td><td>{esc(run.dataset)}</td>",
+        f"<td>{esc(when(run.started))}</td><td>{esc(run.dataset)}</td>",
         f"<td>{esc(run.preset)}</td>",
     ]
     cells += [f'<td class="num">{esc(run.last.get(m))}</td>' for m in metrics]
@@ -139,7 +156,7 @@ def _run_row(run: RunRecord, metrics: list[str], varying: list[str], params: dic
     return f"<tr>{''.join(cells)}</tr>"
 
 
-def _when(ts: float | None) -> str | None:
+def when(ts: float | None) -> str | None:
     return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts)) if ts else None
 
 
@@ -186,24 +203,24 @@ def grids(store: RunStore, name: str) -> str:
 def run_page(store: RunStore, name: str) -> str:
     run = store.get_run(name)
     params = store.parameters(name)
-    environment = _read_json(run.path, ENVIRONMENT_FILE)
+    environment = read_run_json(run.path, ENVIRONMENT_FILE)
     facts = {
         "status": run.status,
         "dataset": run.dataset,
         "preset": run.preset,
-        "started": _when(run.started),
-        "ended": _when(run.ended),
+        "started": when(run.started),
+        "ended": when(run.ended),
         "git commit": environment.get("git_commit"),
         "folder": str(run.path),
     }
     fact_rows = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in facts.items())
     return page(
         name,
-        f'<h1>{esc(name)}</h1><div class="side"><section><h2>Run</h2>'
+        f'<h1>{esc(name)}</h1>{report_link([name])}<div class="side"><section><h2>Run</h2>'
         f'<table class="facts">{fact_rows}</table></section>'
         f"<section><h2>Samples</h2>{grids(store, name)}</section></div>"
         f"<h2>Curves</h2>{charts(store, [name])}"
-        f"<h2>Config</h2>{config_table(params)}<h2>Code diff</h2>{_diff(run.path)}",
+        f"<h2>Config</h2>{config_table(params)}<h2>Code diff</h2>{code_diff(run.path)}",
     )
 
 
@@ -217,7 +234,8 @@ def config_table(params: dict[str, Any], *, per_row: int = 3) -> str:
     return f'<table class="config">{"".join(rows)}</table>'
 
 
-def _diff(run_dir: Path) -> str:
+def code_diff(run_dir: Path) -> str:
+    """RUN/code.diff in a <pre> (cut at a limit), or a note saying why there is none."""
     try:
         text = read_text_inside(run_dir, CODE_DIFF_FILE, errors="replace")
     except OutsideFolderError:
@@ -230,7 +248,7 @@ def _diff(run_dir: Path) -> str:
     return f'<pre class="diff">{esc(text[:_MAX_DIFF_CHARS] + cut)}</pre>'
 
 
-def _read_json(run_dir: Path, name: str) -> dict[str, Any]:
+def read_run_json(run_dir: Path, name: str) -> dict[str, Any]:
     """A JSON object from the run folder; {} when missing, damaged or leading outside it."""
     try:
         data = json.loads(read_text_inside(run_dir, name))
@@ -255,7 +273,7 @@ def compare_page(store: RunStore, names: list[str]) -> str:
     last_grids = "".join(f"<div><h3>{esc(n)}</h3>{_last_grid(store, n)}</div>" for n in names)
     return page(
         "compare",
-        f"<h1>Comparing {len(names)} runs</h1>"
+        f"<h1>Comparing {len(names)} runs</h1>{report_link(names)}"
         f'<h2>Config differences</h2><table class="config"><tr><th></th>{head}</tr>'
         f"{rows}</table><h2>Curves</h2>{charts(store, names)}"
         f'<h2>Last sample grids</h2><div class="side">{last_grids}</div>',

@@ -20,6 +20,7 @@ from pathlib import Path
 from urllib.parse import unquote_to_bytes, urlsplit
 
 from difflab.tracking.board import pages
+from difflab.tracking.board.report import REPORT_CSP, build_report
 from difflab.tracking.board.static import CSS, JS
 from difflab.tracking.paths import OutsideFolderError, inside, is_inside
 from difflab.tracking.query import resolve_run
@@ -33,6 +34,8 @@ CSP = (
 )
 _STATIC = {"/static/board.css": ("text/css", CSS), "/static/board.js": ("text/javascript", JS)}
 _LOCAL_NAMES = {"localhost", "127.0.0.1", "::1"}
+_MAX_COMPARED = 4
+_FILENAME_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 class NotFound(Exception):
@@ -108,25 +111,30 @@ class BoardHandler(BaseHTTPRequestHandler):
         if self.server.loopback and not self._host_is_local():
             self._send(HTTPStatus.FORBIDDEN, "text/plain", b"forbidden host\n", head=head)
             return
+        extra: dict[str, str] = {}
         try:
-            status, ctype, body = self._route()
+            status, ctype, body, extra = self._route()
         except Exception as err:  # every failure is an answer, never a dropped connection
             status, message = _error_status(err)
             ctype, body = "text/plain; charset=utf-8", f"{message}\n".encode()
-        self._send(status, ctype, body, head=head)
+        self._send(status, ctype, body, head=head, extra=extra)
 
-    def _route(self) -> tuple[HTTPStatus, str, bytes]:
+    def _route(self) -> tuple[HTTPStatus, str, bytes, dict[str, str]]:
+        """(status, content type, body, extra headers) for the request's URL."""
         url = urlsplit(self.path)
         query = parse_query(url.query)
         if url.path == "/favicon.ico":  # browsers ask for it; nothing to show
-            return HTTPStatus.NO_CONTENT, "image/x-icon", b""
+            return HTTPStatus.NO_CONTENT, "image/x-icon", b"", {}
         if url.path in _STATIC:
             ctype, text = _STATIC[url.path]
-            return HTTPStatus.OK, ctype, text.encode()
+            return HTTPStatus.OK, ctype, text.encode(), {}
         if url.path.startswith("/file/"):
-            return self._file(url.path)
+            return *self._file(url.path), {}
         with RunStore(self.server.runs_dir, create=False) as store:
-            return HTTPStatus.OK, "text/html; charset=utf-8", _page(store, url.path, query).encode()
+            if url.path == "/report":
+                return _report(store, query)
+            html = _page(store, url.path, query)
+        return HTTPStatus.OK, "text/html; charset=utf-8", html.encode(), {}
 
     def _file(self, raw_path: str) -> tuple[HTTPStatus, str, bytes]:
         """/file/<run>/<path>: only images registered for that run, inside its folder."""
@@ -194,6 +202,27 @@ def board_run(store: RunStore, ref: str) -> str:
     return name
 
 
+def _report(
+    store: RunStore, query: dict[str, list[str]]
+) -> tuple[HTTPStatus, str, bytes, dict[str, str]]:
+    """/report?run=A[&run=B...]: the file `difflab runs report A B` writes, as a download."""
+    refs = list(dict.fromkeys(query.get("run", [])))
+    if not 1 <= len(refs) <= _MAX_COMPARED:
+        raise BadRequest(
+            f"a report needs 1 to {_MAX_COMPARED} runs, got {len(refs)}: /report?run=A"
+        )
+    names = list(dict.fromkeys(board_run(store, ref) for ref in refs))
+    html = build_report(store, names).html
+    stem = _FILENAME_UNSAFE.sub("_", names[0])[:60] + (
+        f"-and-{len(names) - 1}" if len(names) > 1 else ""
+    )
+    headers = {
+        "Content-Disposition": f'attachment; filename="report-{stem}.html"',
+        "Content-Security-Policy": REPORT_CSP,
+    }
+    return HTTPStatus.OK, "text/html; charset=utf-8", html.encode("utf-8"), headers
+
+
 def _page(store: RunStore, path: str, query: dict[str, list[str]]) -> str:
     path = decode_part(path)
     first = lambda key, default: (query.get(key) or [default])[0]  # noqa: E731
@@ -211,7 +240,7 @@ def _page(store: RunStore, path: str, query: dict[str, list[str]]) -> str:
         return pages.run_page(store, board_run(store, path[len("/run/") :]))
     if path == "/compare":
         refs = list(dict.fromkeys(query.get("run", [])))
-        if not 2 <= len(refs) <= 4:
+        if not 2 <= len(refs) <= _MAX_COMPARED:
             raise BadRequest(f"compare needs 2 to 4 runs, got {len(refs)}: /compare?run=A&run=B")
         names = list(dict.fromkeys(board_run(store, ref) for ref in refs))
         if len(names) < 2:

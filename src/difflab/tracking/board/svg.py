@@ -34,7 +34,9 @@ def _format(value: float) -> str:
     return f"{value:.3g}"
 
 
-def line_chart(series: list[Series], *, title: str, log_y: bool = False) -> str:
+def line_chart(
+    series: list[Series], *, title: str, log_y: bool = False, x_label: str = "step"
+) -> str:
     """An SVG chart; `log_y` plots log10 of the values (losses span decades)."""
     clean = [
         (label, [(x, y) for x, y in pts if math.isfinite(y) and (y > 0 or not log_y)])
@@ -56,7 +58,7 @@ def line_chart(series: list[Series], *, title: str, log_y: bool = False) -> str:
         f'<text x="{_LEFT}" y="16" font-size="13" font-weight="bold">{escape(title)}'
         f"{' (log scale)' if log_y else ''}</text>",
     ]
-    parts += _axes(x0, x1, y0, y1, sx, log_y)
+    parts += _axes(x0, x1, y0, y1, sx, log_y, x_label)
     for k, (label, pts) in enumerate(clean):
         if not pts:
             continue
@@ -79,7 +81,7 @@ def line_chart(series: list[Series], *, title: str, log_y: bool = False) -> str:
     return "".join(parts)
 
 
-def _axes(x0, x1, y0, y1, sx, log_y: bool) -> list[str]:
+def _axes(x0, x1, y0, y1, sx, log_y: bool, x_label: str) -> list[str]:
     bottom, height = _H - _BOTTOM, _H - _TOP - _BOTTOM
     out = [
         f'<line x1="{_LEFT}" y1="{bottom}" x2="{_W - _RIGHT}" y2="{bottom}" stroke="#888"/>',
@@ -100,6 +102,6 @@ def _axes(x0, x1, y0, y1, sx, log_y: bool) -> list[str]:
         )
     out.append(
         f'<text x="{(_LEFT + _W - _RIGHT) / 2}" y="{_H - 4}" font-size="11" '
-        f'text-anchor="middle">step</text>'
+        f'text-anchor="middle">{escape(x_label)}</text>'
     )
     return out
