@@ -189,6 +189,7 @@ def test_zz_no_traceback_reached_the_board_stderr(board):
     err = stop_board(board)
     assert "Traceback" not in err and "Error" not in err, err
     assert "00007-linked" in err and "config.json" in err  # reindex warned about both
+    assert "code.diff leads outside" in err  # the run page said so too
 
 
 def test_port_in_use_is_one_line(tmp_path):

@@ -83,6 +83,13 @@ def test_unknown_toml_key_is_reported(tmp_path):
         load_config(toml)
 
 
+def test_a_toml_file_that_is_no_utf8_is_named(tmp_path):
+    toml = tmp_path / "flipped.toml"
+    toml.write_bytes(b"[train]\nepochs = 2\n# caf\xe9\n")  # Latin-1, not UTF-8
+    with pytest.raises(ConfigError, match=r"flipped\.toml is not UTF-8 text \(byte 24\)"):
+        load_config(toml)
+
+
 def test_every_preset_resolves():
     for name in PRESETS:
         assert isinstance(load_config(preset=name), RunConfig)

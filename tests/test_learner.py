@@ -345,3 +345,27 @@ def test_one_process_can_fit_in_fp32_then_bf16():
 
     assert AccelerateCB(mixed_precision="no")._build(Accelerator).mixed_precision == "no"
     assert AccelerateCB(mixed_precision="bf16")._build(Accelerator).mixed_precision == "bf16"
+
+
+@pytest.mark.parametrize("change", ["dtype", "shape", "ema dtype"])
+def test_a_checkpoint_that_does_not_fit_is_refused_before_anything_starts(tmp_path, change):
+    """Hashes that agree, tensors that do not fit the network: refused naming the file (a
+    shape made load_state_dict raise, a dtype was cast silently), before any callback ran."""
+    from difflab.io.checkpoint import DamagedCheckpoint, list_checkpoints, save_checkpoint
+    from difflab.io.checkpoint import load_checkpoint as read
+
+    learn = tiny_learner([EMACB(decay=0.9), CheckpointCB(every=0)], run_dir=tmp_path)
+    learn.fit(1)
+    [saved] = list_checkpoints(tmp_path / "checkpoints")
+    state = read(saved)
+    key = "body.0.weight"
+    copy = state["callbacks"]["EMACB"]["model"] if change == "ema dtype" else state["model"]
+    copy[key] = copy[key][:3] if change == "shape" else copy[key].half()
+    redone = save_checkpoint(tmp_path / "other", state, step=learn.step)  # hashes that agree
+    recorder = Recorder()
+    fresh = tiny_learner([EMACB(decay=0.9), recorder], run_dir=tmp_path)
+    with pytest.raises(DamagedCheckpoint, match=rf"{redone.stem}\.safetensors: .*{key} is") as err:
+        fresh.fit(2, resume=redone)
+    assert "move it out of checkpoints/" in str(err.value) and "\n" not in str(err.value)
+    assert recorder.events == []  # no callback started: no file of the run was touched
+    assert torch.equal(fresh.read_checkpoint(saved)[1]["model"][key], read(saved)["model"][key])

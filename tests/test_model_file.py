@@ -70,7 +70,7 @@ def test_truncated_weights_without_a_recorded_hash_are_named(saved):
         (lambda m: m.update(format="other/2"), "format is 'other/2'"),
         (lambda m: m["unet"].update(kind="mystery"), "'unet' does not describe a network"),
         (lambda m: m["run_config"].update(colour="red"), "run_config is not a valid run config"),
-        (lambda m: m["unet"].update(channels=[64, 64]), "the weights do not fit the architecture"),
+        (lambda m: m["unet"].update(channels=[64, 64]), "weights in model.safetensors do not fit"),
     ],
 )
 def test_a_bad_model_json_gets_one_line_naming_the_field(saved, change, match):
@@ -78,6 +78,38 @@ def test_a_bad_model_json_gets_one_line_naming_the_field(saved, change, match):
     with pytest.raises(ValueError, match=match) as err:
         load_trained(saved)
     assert "model.json" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_weights_of_another_dtype_are_refused_not_cast(saved):
+    """float16 weights with a matching recorded hash: load_state_dict would round them into
+    the float32 network without a word."""
+    from safetensors.torch import load_file, save_file
+
+    from difflab.files import sha256_file
+
+    weights = saved / "model.safetensors"
+    save_file({k: v.half() for k, v in load_file(str(weights)).items()}, str(weights))
+    edit_meta(saved, lambda meta: meta.update(weights_sha256=sha256_file(weights)))
+    with pytest.raises(
+        ValueError, match=r"model\.safetensors: tensor '.*' is float16, the network holds float32"
+    ):
+        load_trained(saved)
+
+
+@pytest.mark.parametrize("name", ["model.safetensors", "model.json"])
+def test_a_model_file_linked_from_outside_is_not_followed(saved, tmp_path_factory, name):
+    outside = tmp_path_factory.mktemp("outside") / name
+    (saved / name).rename(outside)  # the same bytes, in another folder
+    (saved / name).symlink_to(outside)
+    with pytest.raises(ValueError, match=f"{name}: a link out of its folder .* not followed"):
+        load_trained(saved)
+
+
+def test_a_cut_model_json_says_what_to_do(saved):
+    meta = saved / "model.json"
+    meta.write_text(meta.read_text()[:100])
+    with pytest.raises(ValueError, match=r"model\.json: not valid JSON .*restore it or re-export"):
+        load_trained(saved)
 
 
 def test_a_sampler_that_ignores_steps_says_so_only_when_steps_was_changed(caplog):

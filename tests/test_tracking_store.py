@@ -224,3 +224,32 @@ def test_read_run_config_names_a_damaged_file(tmp_path):
     (tmp_path / "config.json").write_text("[1, 2]")
     with pytest.raises(ValueError, match=r"config\.json.*object"):
         read_run_config(tmp_path)
+
+
+def test_damaged_metric_lines_are_kept_and_new_rows_start_on_their_own_line(tmp_path, caplog):
+    """A torn last row (a crash mid-write) and a line of flipped bytes: the tracker warns once,
+    keeps both byte for byte (also when a replayed step rewrites the file) and appends after
+    them; reading the file skips exactly those two lines, with one warning naming it."""
+    from difflab.tracking.store import read_jsonl
+
+    run_dir = create_run_folder(tmp_path, _config(lr=0.01), dataset="fashion_mnist", preset="tiny")
+    good = [{"name": "train/loss", "step": s, "time": 0.0, "value": 1.0 / s} for s in (1, 2)]
+    flipped = bytes(b ^ 0xFF for b in b'{"name": "x"}')  # no UTF-8
+    damaged = b"".join(json.dumps(r).encode() + b"\n" for r in good) + flipped + b"\n"
+    damaged += b'{"name": "train/loss", "st'  # cut off: no newline
+    (run_dir / METRICS_FILE).write_bytes(damaged)
+    tracker = LocalTracker(run_dir)
+    tracker.start()
+    [warning] = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert METRICS_FILE in warning and "2 line(s)" in warning
+    tracker.log_metrics({"train/loss": 0.5}, step=3)
+    tracker.log_metrics({"train/loss": 0.25}, step=2)  # a replayed step: the file is rewritten
+    tracker.finish("finished")
+
+    lines = (run_dir / METRICS_FILE).read_bytes().split(b"\n")
+    assert lines[1:3] == [flipped, b'{"name": "train/loss", "st']  # kept as they were
+    caplog.clear()
+    rows = list(read_jsonl(run_dir / METRICS_FILE))
+    assert [r["step"] for r in rows] == [1, 3, 2]
+    [warning] = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert str(run_dir / METRICS_FILE) in warning and "2 line(s)" in warning

@@ -166,3 +166,14 @@ def test_an_edited_config_is_refused_naming_the_file(folder_with_notify, capsys)
     err = capsys.readouterr().err
     assert str(config_path) in err and "edited" in err and len(err.strip().splitlines()) == 1
     assert folder_hashes(run_dir) == before
+
+
+def test_a_config_linked_from_outside_is_refused_saying_what_to_do(folder_with_notify, capsys):
+    run_dir, _ = folder_with_notify
+    config_path = run_dir / "config.json"
+    outside = run_dir.parent / "elsewhere.json"
+    config_path.rename(outside)  # the very bytes the run began with, in another folder
+    config_path.symlink_to(outside)
+    assert main(["train", "--resume", str(run_dir)]) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert str(config_path) in line and "not followed" in line and "copy the file itself" in line

@@ -102,7 +102,10 @@ def check_run_config(run_dir: Path) -> None:
     config_path, hash_path = run_dir / CONFIG_FILE, run_dir / CONFIG_HASH_FILE
     for path in (config_path, hash_path):
         if path.is_symlink() and path.resolve().parent != run_dir.resolve():
-            raise ValueError(f"{path}: a link out of the run folder; not followed")
+            raise ValueError(
+                f"{path}: a link out of the run folder; not followed: "
+                "copy the file itself into the run folder"
+            )
     if not config_path.is_file():
         raise FileNotFoundError(f"{config_path}: not a difflab run folder (no {CONFIG_FILE})")
     if not hash_path.is_file():

@@ -138,6 +138,11 @@ def load_config(
             raise ConfigError(f"--config: {path} does not exist") from err
         except tomllib.TOMLDecodeError as err:
             raise ConfigError(f"--config: {path} is not valid TOML ({err})") from err
+        except UnicodeDecodeError as err:  # a ValueError that would not name the file
+            raise ConfigError(
+                f"--config: {path} is not UTF-8 text (byte {err.start}); "
+                "a TOML config is UTF-8: save it as such, or restore it"
+            ) from err
         merged = config_to_dict(config)
         _deep_update(merged, file_data)
         try:

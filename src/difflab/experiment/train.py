@@ -123,8 +123,10 @@ def train_experiment(
         log.info("run folder: %s", run_dir)
     extra: list = []
     if rank == 0:
+        # the folder that holds the run now: a run folder moved or copied elsewhere and
+        # resumed there is indexed there, never in the runs folder named by its config.json
         trackers = make_trackers(
-            config.trackers, run_dir, config_to_dict(config), runs_dir=config.runs_dir
+            config.trackers, run_dir, config_to_dict(config), runs_dir=Path(run_dir).parent
         )
         extra = [TrackingCallback(trackers), *notify_callbacks(config)]
     save, last = SaveModelCB(config, data.classes), LastValues()

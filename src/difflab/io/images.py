@@ -8,7 +8,6 @@ matplotlib is imported only by `show_images`.
 from __future__ import annotations
 
 import math
-import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -112,16 +111,26 @@ def load_samples_npz(path: str | Path, *, with_labels: bool = False):
         with np.load(path, allow_pickle=False) as data:
             if "images" not in data.files:
                 found = data.files
-                raise ValueError(f"{path}: no 'images' array (found {found}); not a samples file")
+                raise ValueError(
+                    f"{path}: no 'images' array (found {found}); not a samples file: "
+                    "write one with difflab sample"
+                )
             images = data["images"]
             labels = data["labels"] if "labels" in data.files else None
-    except (ValueError, OSError, zipfile.BadZipFile) as err:
-        if str(err).startswith(str(path)):
+    except Exception as err:  # damaged bytes reach zlib, zipfile and numpy's
+        # header parser, which raise zlib.error, EOFError, NotImplementedError, TokenError...
+        if isinstance(err, ValueError) and str(err).startswith(str(path)):
             raise
         # e.g. an object array: numpy's message would suggest allow_pickle=True (unsafe)
-        raise ValueError(f"{path}: unreadable samples file ({_first_sentence(err)})") from err
+        raise ValueError(
+            f"{path}: unreadable samples file ({_first_sentence(err)}); it is cut off or "
+            "damaged: write it again with difflab sample"
+        ) from err
     if images.dtype != np.uint8 or images.ndim != 4:
-        raise ValueError(f"{path}: expected uint8 (N, C, H, W), got {images.dtype} {images.shape}")
+        raise ValueError(
+            f"{path}: expected uint8 (N, C, H, W), got {images.dtype} {images.shape}; "
+            "difflab sample writes the pixels as uint8"
+        )
     return (images, labels) if with_labels else images
 
 

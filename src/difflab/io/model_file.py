@@ -49,7 +49,18 @@ def resolve_model_path(path: str | Path) -> tuple[Path, Path]:
         raise FileNotFoundError(f"{weights}: no trained model here{hint}")
     if not meta.is_file():
         raise FileNotFoundError(f"{meta}: missing; it describes how to rebuild {weights.name}")
+    for file in (weights, meta):
+        _refuse_escaping_link(file)
     return weights, meta
+
+
+def _refuse_escaping_link(path: Path) -> None:
+    """A model file is read where it lies: a symlink leading out of its folder is refused."""
+    if path.is_symlink() and path.resolve().parent != path.parent.resolve():
+        raise ValueError(
+            f"{path}: a link out of its folder (to {path.resolve()}); not followed: "
+            "copy the file itself into the folder"
+        )
 
 
 def load_model_file(
@@ -62,7 +73,9 @@ def load_model_file(
     try:
         meta = json.loads(meta_path.read_text())
     except json.JSONDecodeError as err:
-        raise ValueError(f"{meta_path}: not valid JSON ({err})") from err
+        raise ValueError(
+            f"{meta_path}: not valid JSON ({err}); restore it or re-export the model"
+        ) from err
     if not isinstance(meta, dict):
         raise ValueError(f"{meta_path}: expected a JSON object")
     expected = meta.get("weights_sha256")

@@ -16,7 +16,7 @@ import torch
 
 from difflab.config import RunConfig, config_from_dict, config_to_dict
 from difflab.diffusion import Schedule, schedule_from_config
-from difflab.io.model_file import load_model_file, save_model
+from difflab.io.model_file import load_model_file, resolve_model_path, save_model
 
 MODEL_FORMAT = "difflab-model/1"
 
@@ -124,17 +124,33 @@ def load_trained(path: str | Path, *, device: str | torch.device = "cpu") -> Tra
         model = model_from_config(meta["unet"])
     except (ValueError, TypeError, KeyError) as err:
         raise ValueError(f"{where}: field 'unet' does not describe a network ({err})") from err
+    weights = resolve_model_path(path)[0]
+    _check_dtypes(state, model, str(weights))
     try:
         model.load_state_dict(state)
     except RuntimeError as err:
         first = str(err).strip().splitlines()[1:2] or [str(err)]
         raise ValueError(
-            f"{where}: the weights do not fit the architecture in 'unet' ({first[0].strip()}); "
-            "was model.json edited or paired with another model's weights?"
+            f"{where}: the weights in {weights.name} do not fit the architecture in 'unet' "
+            f"({first[0].strip()}); was model.json edited or paired with another model's "
+            "weights? Re-export the model"
         ) from err
     trained = trained_model(model, config, meta["image_shape"], meta=meta)
     model.to(device).eval()
     return trained
+
+
+def _check_dtypes(state: dict[str, torch.Tensor], model: torch.nn.Module, where: str) -> None:
+    """Refuse weights of another dtype than the network's: load_state_dict would cast them
+    silently (float16 weights would load as a different, rounded model)."""
+    expected = model.state_dict()
+    for key, tensor in state.items():
+        if key in expected and tensor.dtype != expected[key].dtype:
+            raise ValueError(
+                f"{where}: tensor {key!r} is {str(tensor.dtype).removeprefix('torch.')}, the "
+                f"network holds {str(expected[key].dtype).removeprefix('torch.')}; these "
+                "weights were converted or damaged: re-export the model"
+            )
 
 
 def _check_meta(meta: dict[str, Any], where: str) -> None:

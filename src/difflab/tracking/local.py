@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import socket
@@ -10,16 +11,25 @@ import time
 from pathlib import Path
 from typing import Any
 
-from difflab.files import atomic_write_json, atomic_write_text
+from difflab.files import atomic_write_bytes, atomic_write_json
 from difflab.tracking.run_folder import CONFIG_FILE, METRICS_FILE
 from difflab.tracking.store import ARTIFACTS_FILE, STATUS_FILE, RunStatus, RunStore
 
+log = logging.getLogger(__name__)
+
 
 def append_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
-    """Append whole lines in one write (O_APPEND), so a crash never interleaves two rows."""
+    """Append whole lines in one write (O_APPEND), so a crash never interleaves two rows.
+
+    After a torn last line (a crash mid-write) the rows start on a line of their own: glued to
+    the torn line they would be lost with it.
+    """
     text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows)
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
     try:
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            text = "\n" + text
         os.write(fd, text.encode())
     finally:
         os.close(fd)
@@ -64,7 +74,15 @@ class LocalTracker:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             atomic_write_json(self.run_dir / CONFIG_FILE, self.config)
         self._started = _previous_start(self.run_dir) or time.time()  # a resumed run keeps it
-        self._logged = {key for key, _ in _metric_rows(self.run_dir / METRICS_FILE) if key}
+        rows = _metric_rows(self.run_dir / METRICS_FILE)
+        self._logged = {key for key, _ in rows if key}
+        if damaged := sum(key is None and line.strip() != "" for key, line in rows):
+            log.warning(
+                "%s: %d line(s) are not metric rows (cut off by a crash, or damaged): "
+                "kept as they are, new rows go after them",
+                self.run_dir / METRICS_FILE,
+                damaged,
+            )
         self._write_status("running", ended=None)
         self._store = RunStore(self.runs_dir)
         self._store.register_run(self.run_dir, status="running", started=self._started)
@@ -145,11 +163,18 @@ def _finite_or_none(value: float) -> float | None:
 
 
 def _metric_rows(path: Path) -> list[tuple[tuple[str, int] | None, str]]:
-    """((name, step) or None for a line that is no metric row, line) for each line of a file."""
+    """((name, step) or None for a line that is no metric row, line) for each line of a file.
+
+    Bytes that are no UTF-8 (a damaged line) are kept as surrogates, so that `_drop_rows`
+    writes such a line back exactly as it was.
+    """
     if not path.is_file():
         return []
     out: list[tuple[tuple[str, int] | None, str]] = []
-    for line in path.read_text().splitlines():
+    text = path.read_bytes().decode(errors="surrogateescape")
+    if not text:
+        return []
+    for line in text.split("\n")[: -1 if text.endswith("\n") else None]:
         try:
             row = json.loads(line)
             key = (row["name"], int(row["step"])) if isinstance(row, dict) else None
@@ -162,7 +187,8 @@ def _metric_rows(path: Path) -> list[tuple[tuple[str, int] | None, str]]:
 def _drop_rows(path: Path, keys: set[tuple[str, int]]) -> None:
     """Rewrite `path` (atomically) without the rows of `keys`; other lines stay as they were."""
     kept = [line for key, line in _metric_rows(path) if key not in keys]
-    atomic_write_text(path, "".join(line + "\n" for line in kept))
+    text = "".join(line + "\n" for line in kept)
+    atomic_write_bytes(path, text.encode(errors="surrogateescape"))
 
 
 def _previous_start(run_dir: Path) -> float | None:

@@ -9,6 +9,7 @@ transactions (a deferred transaction that upgrades to a writer can fail without 
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
@@ -20,6 +21,8 @@ from typing import Any, Literal
 from difflab.tracking.liveness import live_status
 from difflab.tracking.paths import OutsideFolderError, inside
 from difflab.tracking.run_folder import read_run_config
+
+log = logging.getLogger(__name__)
 
 INDEX_FILE = "runs.sqlite"
 STATUS_FILE = "run.json"
@@ -126,17 +129,29 @@ def config_facts(config: dict[str, Any]) -> tuple[str | None, str | None]:
 
 
 def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
-    """Rows of a JSON-lines file; a torn last line (a crash mid-write) is skipped."""
+    """Rows of a JSON-lines file. Lines that are no JSON object (a torn last line after a
+    crash, flipped bytes) are skipped, with one warning naming the file; it is never rewritten.
+    """
     if not path.is_file():
         return
-    with path.open() as f:
+    damaged = 0
+    with path.open("rb") as f:
         for line in f:
             try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                continue
+                row = json.loads(line.decode())
+            except (UnicodeDecodeError, json.JSONDecodeError):
+                row = None
             if isinstance(row, dict):
                 yield row
+            elif line.strip():
+                damaged += 1
+    if damaged:
+        log.warning(
+            "%s: %d line(s) are not JSON rows (cut off by a crash, or damaged): skipped; "
+            "the file is kept as it is",
+            path,
+            damaged,
+        )
 
 
 class RunStore:

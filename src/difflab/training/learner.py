@@ -139,10 +139,15 @@ class Learner:
         self._start_epoch, self._resume_data, self._resume_train_done = 0, False, False
         if self.optimizer is None:
             self.optimizer = self.make_optimizer(self.model.parameters(), lr=self.lr)
+        # read and checked before any callback starts: a refused checkpoint changes no file
+        checkpoint = self.read_checkpoint(resume) if resume is not None else None
         try:
             self.event("before_fit")
-            if resume is not None:
-                self.load_checkpoint(resume)
+            if checkpoint is not None:
+                self.load_state_dict(checkpoint[1])
+                log.info(
+                    "resumed from %s (epoch %d, step %d)", checkpoint[0], self.epoch, self.step
+                )
             for epoch in range(self._start_epoch, epochs):
                 self.epoch = epoch
                 self._run_epoch()
@@ -261,16 +266,25 @@ class Learner:
         if self.num_processes > 1:
             set_torch_rng_of_rank(state.get("rng_per_rank", []), self.accelerator.process_index)
 
-    def load_checkpoint(self, path: str | Path) -> None:
-        """Restore a checkpoint file, or the newest intact one of a run/checkpoints folder.
+    def read_checkpoint(self, path: str | Path) -> tuple[Path, dict[str, Any]]:
+        """(its .json path, state) of a checkpoint file, or of the newest intact one of a
+        run/checkpoints folder, once its network tensors are known to fit this network.
 
         A damaged newer checkpoint of a folder is skipped with a warning (see
-        difflab.io.checkpoint); a damaged file given by name is an error.
+        difflab.io.checkpoint); a damaged file given by name is an error, and so is one whose
+        hashes agree but whose tensors do not fit (`DamagedCheckpoint`, naming the file).
         """
         from difflab.io.checkpoint import load_checkpoint, newest_intact_checkpoint
 
         json_path = newest_intact_checkpoint(path)
-        self.load_state_dict(load_checkpoint(json_path, require=STATE_KEYS))
+        state = load_checkpoint(json_path, require=STATE_KEYS)
+        check_network_tensors(state, self.unwrapped_model().state_dict(), json_path)
+        return json_path, state
+
+    def load_checkpoint(self, path: str | Path) -> None:
+        """Restore `read_checkpoint(path)` now."""
+        json_path, state = self.read_checkpoint(path)
+        self.load_state_dict(state)
         log.info("resumed from %s (epoch %d, step %d)", json_path, self.epoch, self.step)
 
     def _callback_keys(self) -> list[tuple[str, Callback]]:
@@ -281,3 +295,37 @@ class Learner:
             seen[name] = seen.get(name, 0) + 1
             keys.append((name if seen[name] == 1 else f"{name}{seen[name]}", cb))
         return keys
+
+
+def check_network_tensors(state: dict[str, Any], network: dict[str, Any], json_path: Path) -> None:
+    """Every copy of the network in a checkpoint (its weights, an EMA's) has the network's
+    keys, shapes and dtypes. load_state_dict would raise on a shape and cast a dtype silently
+    (float16 weights would resume as a different, rounded model)."""
+    from difflab.io.checkpoint import DamagedCheckpoint
+
+    where = json_path.with_suffix(".safetensors")
+    fix = "move it out of checkpoints/ to resume from the one before"
+    copies = [("model", state["model"])] + [
+        (f"callbacks/{name}/{key}", value)
+        for name, saved in (state.get("callbacks") or {}).items() if isinstance(saved, dict)
+        for key, value in saved.items() if isinstance(value, dict) and set(value) == set(network)
+    ]  # fmt: skip
+    for label, copy in copies:
+        if not isinstance(copy, dict) or set(copy) != set(network):
+            raise DamagedCheckpoint(f"{where}: {label} has not the network's tensors; {fix}")
+        for key, want in network.items():
+            got = copy[key]
+            if not isinstance(got, torch.Tensor) or (got.dtype, got.shape) != (
+                want.dtype,
+                want.shape,
+            ):
+                raise DamagedCheckpoint(
+                    f"{where}: {label}/{key} is {_describe(got)}, the network has "
+                    f"{_describe(want)}; its hashes agree, so it was written so: {fix}"
+                )
+
+
+def _describe(value: Any) -> str:
+    if not isinstance(value, torch.Tensor):
+        return type(value).__name__
+    return f"{str(value.dtype).removeprefix('torch.')} {tuple(value.shape)}"

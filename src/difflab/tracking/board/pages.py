@@ -4,6 +4,7 @@ values are user input); every URL part through `quote`."""
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
 from html import escape
@@ -16,6 +17,8 @@ from difflab.tracking.config_diff import differing_keys
 from difflab.tracking.paths import OutsideFolderError, read_text_inside
 from difflab.tracking.run_folder import CODE_DIFF_FILE, ENVIRONMENT_FILE
 from difflab.tracking.store import RunRecord, RunStore
+
+log = logging.getLogger(__name__)
 
 LOSS_METRICS = ("train/loss", "epoch/train_loss", "epoch/valid_loss")
 _MAX_DIFF_CHARS = 200_000
@@ -238,7 +241,8 @@ def code_diff(run_dir: Path) -> str:
     """RUN/code.diff in a <pre> (cut at a limit), or a note saying why there is none."""
     try:
         text = read_text_inside(run_dir, CODE_DIFF_FILE, errors="replace")
-    except OutsideFolderError:
+    except OutsideFolderError as err:
+        log.warning("%s", err)
         return '<p class="empty">code.diff leads outside the run folder: not shown</p>'
     except OSError:
         return '<p class="empty">no code.diff in the run folder</p>'
