@@ -99,7 +99,7 @@ def test_every_sampler_meets_exact_oracles(name, oracle):
         assert x0.std().item() == pytest.approx(s, rel=0.04)
 
 
-DETERMINISTIC = ["ddim", "euler", "heun", "dpmpp_2m"]  # ddpm and ddpm_skip add noise each step
+DETERMINISTIC = ["ddim", "euler", "heun", "dpmpp_2m", "edm"]  # ddpm(_skip) add noise; edm: churn 0
 
 
 @pytest.mark.parametrize("name", DETERMINISTIC)
@@ -285,6 +285,7 @@ def _wobbly(x_t, t):  # a nonlinear, t-dependent stand-in for a network
         ("ddim", {}),
         ("dpmpp_2m", {}),
         ("euler", {"churn": Churn(s_churn=10.0)}),
+        ("edm", {"churn": Churn(s_churn=10.0)}),
     ],
 )
 def test_image_k_is_the_same_at_any_batch_size(name, kw):

@@ -104,7 +104,9 @@ def generate_images(
     seeds = list(range(sample.seed, sample.seed + sample.n)) if seeds is None else list(seeds)
     plan = sampling_plan(trained, sample)
     model, device = trained.model, trained.device
-    predict = as_noise_predictor(model, trained.schedule, trained.objective)
+    predict = as_noise_predictor(
+        model, trained.schedule, trained.objective, sigma_data=trained.sigma_data
+    )
     null = null_class(trained)
     if null is None and labels is not None:
         raise ValueError("--class: this model is unconditional (trained with num_classes 0)")

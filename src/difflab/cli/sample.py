@@ -62,7 +62,8 @@ def default_out(model_path: Path, sample, class_: str | None = None) -> Path:
 
     folder = model_path / "samples" if model_path.is_dir() else model_path.parent
     # every option the sampler reads is in the name, so eta 0 and eta 1 do not overwrite each other
-    label = {"steps": "{}steps", "eta": "eta{:g}", "skip": "{}"}
+    label = {"steps": "{}steps", "eta": "eta{:g}", "skip": "{}", "churn": "churn{:g}"}
+    label |= {"s_tmin": "tmin{:g}", "s_tmax": "tmax{:g}", "s_noise": "snoise{:g}"}
     settings = sampler_spec(sample.sampler).settings(sample)
     parts = [label[name].format(value) for name, value in settings.items()]
     if class_ is not None:

@@ -12,12 +12,12 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-SCHEDULES = ("linear", "cosine")
-OBJECTIVES = ("eps", "x0", "v")
+SCHEDULES = ("linear", "cosine", "edm")
+OBJECTIVES = ("eps", "x0", "v", "edm")
 MODEL_PRESETS = ("tiny", "fmnist-cpu", "fmnist", "cifar10", "diffusers")
 LR_SCHEDULES = ("onecycle", "cosine", "constant")
 PRECISIONS = ("no", "bf16", "fp16")
-SAMPLER_NAMES = ("ddpm", "ddpm_skip", "ddim", "euler", "heun", "dpmpp_2m")
+SAMPLER_NAMES = ("ddpm", "ddpm_skip", "ddim", "euler", "heun", "dpmpp_2m", "edm")
 TRACKERS = ("local", "wandb", "tensorboard")
 SKIP_SCHEDULES = ("every_third", "growing")
 # The grammar of training/callbacks/notify.py's thresholds (config may not import training):
@@ -125,19 +125,32 @@ class ModelConfig:
 class DiffusionConfig:
     """The forward process and what the network is trained to predict."""
 
-    schedule: str = option("linear", "noise schedule: linear or cosine (Nichol & Dhariwal 2021)")
+    schedule: str = option(
+        "linear",
+        "noise schedule: linear, cosine (Nichol & Dhariwal 2021) or edm (sigma log-spaced over "
+        "EDM's [0.002, 80], Karras et al. 2022; needed by --diffusion.objective edm)",
+    )
     n_steps: int = option(1000, "number of discrete diffusion steps T")
     beta_min: float = option(1e-4, "first beta of the linear schedule")
     beta_max: float = option(0.01, "last beta of the linear schedule (0.01 beat DDPM's 0.02)")
     objective: str = option(
         "v",
         "what the network predicts: eps, x0 or v (Salimans & Ho 2022); v beat eps here "
-        "(docs/results.md)",
+        "(docs/results.md); edm: Karras et al. 2022's preconditioned denoiser (with "
+        "--diffusion.schedule edm)",
     )
     min_snr_gamma: float | None = option(
         5.0,
-        "min-SNR-gamma loss weighting (Hang et al. 2023; their gamma 5); None: plain MSE",
+        "min-SNR-gamma loss weighting (Hang et al. 2023; their gamma 5); None: plain MSE; "
+        "unused by edm, which has its own weighting",
     )
+    sigma_data: float | None = option(
+        None,
+        "edm: standard deviation of the training images; None: measured from the training "
+        "data when training starts, and recorded in the run's config",
+    )
+    edm_p_mean: float = option(-1.2, "edm: mean of ln(sigma) of the training noise levels")
+    edm_p_std: float = option(1.2, "edm: standard deviation of ln(sigma) while training")
 
     def __post_init__(self) -> None:
         _choice(self.schedule, SCHEDULES, "--diffusion.schedule")
@@ -153,6 +166,16 @@ class DiffusionConfig:
             "--diffusion.min-snr-gamma",
             "must be > 0",
         )
+        _require(
+            self.objective != "edm" or self.schedule == "edm",
+            "--diffusion.schedule",
+            f"--diffusion.objective edm samples on EDM's noise range: add --diffusion.schedule "
+            f"edm (got {self.schedule!r})",
+        )
+        if self.sigma_data is not None:
+            _positive(self.sigma_data, "--diffusion.sigma-data")
+        _require(math.isfinite(self.edm_p_mean), "--diffusion.edm-p-mean", "must be finite")
+        _positive(self.edm_p_std, "--diffusion.edm-p-std")
 
 
 @dataclass(frozen=True)
@@ -235,7 +258,11 @@ class TrainConfig:
 class SampleConfig:
     """How images are drawn from a trained model."""
 
-    sampler: str = option("ddim", "ddpm, ddpm_skip, ddim, euler, heun or dpmpp_2m")
+    sampler: str = option(
+        "ddim",
+        "ddpm, ddpm_skip, ddim, euler, heun, dpmpp_2m or edm (Karras et al. 2022, Algorithm 2: "
+        "Heun on rho=7 sigmas with --sample.churn)",
+    )
     steps: int = option(
         25, "model evaluations budget: number of sampling steps (ddpm_skip: see skip)"
     )
@@ -261,8 +288,18 @@ class SampleConfig:
         "0 unconditional, 1 conditional (one network evaluation per step), other values two",
     )
 
+    churn: float = option(
+        0.0, "edm sampler: S_churn, the added noise per step (Karras et al. 2022, Algorithm 2)"
+    )
+    s_tmin: float = option(0.0, "edm sampler: S_tmin, churn only at sigma >= this")
+    s_tmax: float = option(float("inf"), "edm sampler: S_tmax, churn only at sigma <= this")
+    s_noise: float = option(1.0, "edm sampler: S_noise, scale of the churn noise")
+
     def __post_init__(self) -> None:
         _choice(self.sampler, SAMPLER_NAMES, "--sample.sampler")
+        _require(math.isfinite(self.churn) and self.churn >= 0, "--sample.churn", "must be >= 0")
+        _require(0 <= self.s_tmin <= self.s_tmax, "--sample.s-tmax", "need 0 <= s_tmin <= s_tmax")
+        _positive(self.s_noise, "--sample.s-noise")
         _require(self.steps >= 1, "--sample.steps", "must be >= 1")
         _choice(self.skip, SKIP_SCHEDULES, "--sample.skip")
         _require(math.isfinite(self.eta) and self.eta >= 0, "--sample.eta", "must be >= 0")

@@ -4,9 +4,16 @@ Imports only torch. Notation: alpha_bar everywhere (DDIM's alpha_t is DDPM's alp
 see difflab.diffusion.schedules for the full notation block.
 """
 
+from difflab.diffusion.edm import (
+    EDMObjective,
+    EDMPreconditioning,
+    edm_noise_predictor,
+    log_normal_sigmas,
+)
 from difflab.diffusion.forward import noisify
 from difflab.diffusion.interpolation import alpha_bar_at, sigma_at, timestep_at_sigma
 from difflab.diffusion.objectives import (
+    TRAINING_OBJECTIVES,
     DiffusionObjective,
     as_noise_predictor,
     make_objective,
@@ -27,6 +34,7 @@ from difflab.diffusion.schedules import (
     continuous_cosine_alpha_bar,
     continuous_cosine_t,
     cosine_schedule,
+    edm_schedule,
     linear_schedule,
     schedule_from_config,
     sigma_from_alpha_bar,
@@ -34,7 +42,10 @@ from difflab.diffusion.schedules import (
 
 __all__ = [
     "OBJECTIVES",
+    "TRAINING_OBJECTIVES",
     "DiffusionObjective",
+    "EDMObjective",
+    "EDMPreconditioning",
     "Schedule",
     "alpha_bar_at",
     "alpha_bar_from_sigma",
@@ -42,9 +53,12 @@ __all__ = [
     "continuous_cosine_alpha_bar",
     "continuous_cosine_t",
     "cosine_schedule",
+    "edm_noise_predictor",
+    "edm_schedule",
     "eps_from_v",
     "eps_from_x0",
     "linear_schedule",
+    "log_normal_sigmas",
     "make_objective",
     "min_snr_weight",
     "noisify",

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from difflab.diffusion.edm import EDMObjective, edm_noise_predictor
 from difflab.diffusion.forward import gather_alpha_bar, noisify
 from difflab.diffusion.guidance import drop_labels
 from difflab.diffusion.interpolation import alpha_bar_at
@@ -22,6 +23,8 @@ from difflab.diffusion.parameterisation import (
 from difflab.diffusion.schedules import Schedule
 
 Model = Callable[[Tensor, Tensor], Tensor]
+# what --diffusion.objective may name: a VP prediction target, or EDM's preconditioned denoiser
+TRAINING_OBJECTIVES: tuple[str, ...] = (*OBJECTIVES, "edm")
 
 
 # --- Min-SNR-gamma weighting, Hang et al. 2023, Sec. 3.4 ---
@@ -112,32 +115,51 @@ class DiffusionObjective:
 def make_objective(
     schedule: Schedule,
     *,
-    objective: Objective = "eps",
+    objective: str = "eps",
     min_snr_gamma: float | None = None,
     null_class: int | None = None,
     cond_drop: float = 0.0,
-) -> DiffusionObjective:
-    """The loss for training a model that predicts `objective` (eps, x0 or v)."""
+    sigma_data: float | None = None,
+    p_mean: float | None = None,
+    p_std: float | None = None,
+) -> DiffusionObjective | EDMObjective:
+    """The loss for training a model that predicts `objective` (eps, x0 or v on the schedule),
+    or EDM's denoiser ("edm": sigma_data, p_mean and p_std needed; schedule and min_snr_gamma
+    unused, EDM's sigma distribution and weighting replace them)."""
+    if objective == "edm":
+        if sigma_data is None or p_mean is None or p_std is None:
+            raise ValueError("objective 'edm' needs sigma_data, p_mean and p_std")
+        return EDMObjective(
+            sigma_data=sigma_data, p_mean=p_mean, p_std=p_std, null_class=null_class,
+            cond_drop=cond_drop,
+        )  # fmt: skip
     return DiffusionObjective(
-        schedule, objective=objective, min_snr_gamma=min_snr_gamma, null_class=null_class,
+        schedule, objective=objective, min_snr_gamma=min_snr_gamma, null_class=null_class,  # type: ignore[arg-type]
         cond_drop=cond_drop,
     )  # fmt: skip
 
 
-def as_noise_predictor(model: Model, schedule: Schedule, objective: Objective) -> Model:
+def as_noise_predictor(
+    model: Model, schedule: Schedule, objective: str, *, sigma_data: float | None = None
+) -> Model:
     """Wrap a model trained on `objective` as predict_noise(x_t, t[, y]) -> eps for the samplers.
 
     t may be fractional (Karras samplers); alpha_bar_t is then interpolated (see interpolation.py).
-    The output has x_t's dtype, so conversions run in the sampler's float32/float64.
+    The output has x_t's dtype, so conversions run in the sampler's float32/float64. An "edm"
+    model needs its sigma_data (diffusion/edm.py maps VP (x_t, t) to EDM's sigma space).
     """
+    if objective == "edm":
+        if sigma_data is None:
+            raise ValueError("an 'edm' model needs sigma_data (diffusion.sigma_data in its config)")
+        return edm_noise_predictor(model, schedule, sigma_data)
     if objective not in OBJECTIVES:
-        raise ValueError(f"unknown objective {objective!r}: choose one of {OBJECTIVES}")
+        raise ValueError(f"unknown objective {objective!r}: choose one of {TRAINING_OBJECTIVES}")
 
     def predict_noise(x_t: Tensor, t: Tensor, *condition: Tensor) -> Tensor:
         prediction = model(x_t, t, *condition).to(x_t.dtype)
         if objective == "eps":
             return prediction
         ab = expand_like(alpha_bar_at(schedule.alpha_bar, t.detach().cpu()), x_t)
-        return eps_from_prediction(objective, x_t, prediction, ab)
+        return eps_from_prediction(objective, x_t, prediction, ab)  # type: ignore[arg-type]
 
     return predict_noise

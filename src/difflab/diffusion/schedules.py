@@ -19,7 +19,10 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-ScheduleName = Literal["linear", "cosine"]
+ScheduleName = Literal["linear", "cosine", "edm"]
+
+# Karras et al. 2022, Table 1 / Sec. 5: the noise levels EDM trains and samples between
+EDM_SIGMA_MIN, EDM_SIGMA_MAX = 0.002, 80.0
 
 
 @dataclass(frozen=True, eq=False)
@@ -47,6 +50,13 @@ class Schedule:
             raise ValueError("every beta must lie in (0, 1)")
         alpha = 1.0 - beta
         return cls(beta=beta, alpha=alpha, alpha_bar=torch.cumprod(alpha, dim=0))
+
+    @classmethod
+    def from_alpha_bar(cls, alpha_bar: Tensor) -> Schedule:
+        """The schedule whose cumulative product is `alpha_bar` (decreasing, in (0, 1))."""
+        alpha_bar = torch.as_tensor(alpha_bar, dtype=torch.float64)
+        previous = torch.cat([alpha_bar.new_ones(1), alpha_bar[:-1]])
+        return cls.from_beta(1.0 - alpha_bar / previous)
 
 
 # --- Linear schedule, Ho et al. 2020, Sec. 4 (beta_1 = 1e-4 ... beta_T = 0.02) ---
@@ -78,6 +88,26 @@ def cosine_schedule(n_steps: int = 1000, *, s: float = 0.008, max_beta: float = 
     return Schedule.from_beta(beta)
 
 
+# --- EDM noise levels, Karras et al. 2022, Table 1 (sigma in [0.002, 80]) and eq. 2 (VE <-> VP) ---
+def edm_schedule(
+    n_steps: int = 1000, *, sigma_min: float = EDM_SIGMA_MIN, sigma_max: float = EDM_SIGMA_MAX
+) -> Schedule:
+    """A VP table over EDM's noise range: sigma_t log-spaced from sigma_min (t = 0) to sigma_max
+    (t = T-1), alpha_bar_t = 1 / (1 + sigma_t^2), so x_t = x_sigma / sqrt(1 + sigma^2).
+
+    Log spacing makes the log-sigma interpolation of fractional t (interpolation.py) exact: any
+    sigma in the range, e.g. the rho = 7 steps of eq. 5, is reached without a table error.
+    """
+    if n_steps < 2:
+        raise ValueError(f"n_steps must be >= 2, got {n_steps}")
+    if not 0 < sigma_min < sigma_max:
+        raise ValueError(f"need 0 < sigma_min < sigma_max, got {sigma_min}, {sigma_max}")
+    log_sigma = torch.linspace(
+        math.log(sigma_min), math.log(sigma_max), n_steps, dtype=torch.float64
+    )
+    return Schedule.from_alpha_bar(alpha_bar_from_sigma(log_sigma.exp()))
+
+
 def schedule_from_config(
     name: ScheduleName, n_steps: int, beta_min: float = 1e-4, beta_max: float = 0.02
 ) -> Schedule:
@@ -86,8 +116,10 @@ def schedule_from_config(
         return linear_schedule(n_steps, beta_min, beta_max)
     if name == "cosine":
         return cosine_schedule(n_steps)
+    if name == "edm":
+        return edm_schedule(n_steps)
     raise ValueError(
-        f"unknown schedule {name!r}: choose 'linear' or 'cosine' (--diffusion.schedule)"
+        f"unknown schedule {name!r}: choose 'linear', 'cosine' or 'edm' (--diffusion.schedule)"
     )
 
 

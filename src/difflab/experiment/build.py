@@ -66,6 +66,17 @@ def with_class_count(config: RunConfig, data: Data) -> RunConfig:
     return dataclasses.replace(config, model=dataclasses.replace(config.model, num_classes=str(n)))
 
 
+def with_sigma_data(config: RunConfig, data: Data) -> RunConfig:
+    """--diffusion.objective edm without --diffusion.sigma-data: the standard deviation of the
+    training images as the network sees them (scaled, padded), so the run folder and model.json
+    record the number the preconditioning used. Other objectives: unchanged."""
+    d = config.diffusion
+    if d.objective != "edm" or d.sigma_data is not None:
+        return config
+    sigma_data = round(float(data.train.x.double().std()), 6)
+    return dataclasses.replace(config, diffusion=dataclasses.replace(d, sigma_data=sigma_data))
+
+
 def num_classes(config: RunConfig) -> int:
     if config.model.num_classes == "auto":
         raise ValueError("--model.num-classes auto is resolved from the data (with_class_count)")
@@ -89,14 +100,18 @@ def build_model(config: RunConfig, image_shape: tuple[int, int, int]) -> torch.n
 
 
 def build_objective(config: RunConfig):
-    """How a batch becomes a loss: the configured parameterisation and loss weighting, and for a
-    conditional model its labels with --train.cond-drop of them replaced by the null class."""
+    """How a batch becomes a loss: the configured parameterisation and loss weighting (EDM's
+    own for "edm", whose sigma_data `with_sigma_data` has resolved), and for a conditional
+    model its labels with --train.cond-drop of them replaced by the null class."""
     from difflab.diffusion import make_objective
 
     d, n = config.diffusion, num_classes(config)
+    if d.objective == "edm" and d.sigma_data is None:
+        raise ValueError("--diffusion.sigma-data: not resolved; call with_sigma_data first")
     return make_objective(
         build_schedule(config), objective=d.objective, min_snr_gamma=d.min_snr_gamma,
         null_class=n or None, cond_drop=config.train.cond_drop if n else 0.0,
+        sigma_data=d.sigma_data, p_mean=d.edm_p_mean, p_std=d.edm_p_std,
     )  # fmt: skip
 
 
@@ -165,7 +180,7 @@ def build_learner(
     torch.manual_seed(t.seed)  # the weights' initialisation follows the seed
     if data is None:
         data = build_data(config, rank=rank, world_size=world_size, validate=validate)
-    config = with_class_count(config, data)
+    config = with_sigma_data(with_class_count(config, data), data)
     train_batches, valid_batches, image_shape, _ = data
     model = build_model(config, image_shape)
     if world_size > 1:  # same weights on every rank (above), but each rank its own noise

@@ -37,6 +37,7 @@ class TrainedModel:
     high: float
     pad: int = 0
     meta: dict[str, Any] = field(default_factory=dict)
+    sigma_data: float | None = None  # an "edm" model's data std (diffusion.sigma_data)
 
     @property
     def classes(self) -> list[str]:
@@ -60,7 +61,7 @@ def trained_model(
     d = config.data
     return TrainedModel(
         model, build_schedule(config), config.diffusion.objective, tuple(image_shape),
-        d.low, d.high, d.pad, dict(meta or {}),
+        d.low, d.high, d.pad, dict(meta or {}), config.diffusion.sigma_data,
     )  # fmt: skip
 
 

@@ -19,7 +19,7 @@ from difflab.samplers.base import Generators, NoisePredictor, Sampler, StepCallb
 from difflab.samplers.ddim import sample_ddim
 from difflab.samplers.ddpm import sample_ddpm, sample_ddpm_skip
 from difflab.samplers.dpm_solver import sample_dpmpp_2m
-from difflab.samplers.karras import sample_euler, sample_heun
+from difflab.samplers.karras import Churn, sample_euler, sample_heun
 from difflab.samplers.timesteps import (
     EDM_SIGMA_MAX,
     full_chain,
@@ -35,6 +35,10 @@ class SamplingOptions(Protocol):
     steps: int
     eta: float
     skip: str
+    churn: float
+    s_tmin: float
+    s_tmax: float
+    s_noise: float
 
 
 @dataclass(frozen=True)
@@ -137,6 +141,11 @@ def _eta_option(alpha_bar: Tensor, sample: SamplingOptions) -> dict[str, Any]:
     return {"eta": sample.eta}
 
 
+def _churn_option(alpha_bar: Tensor, sample: SamplingOptions) -> dict[str, Any]:
+    # Karras et al. 2022, Algorithm 2: S_churn, S_tmin, S_tmax, S_noise (sigma units)
+    return {"churn": Churn(sample.churn, sample.s_tmin, sample.s_tmax, sample.s_noise)}
+
+
 _ENTRIES = (
     SamplerSpec("ddpm", sample_ddpm, ("steps",), _trailing),
     SamplerSpec(
@@ -151,6 +160,16 @@ _ENTRIES = (
     SamplerSpec("euler", sample_euler, ("steps",), _karras),
     SamplerSpec("heun", sample_heun, ("steps",), _karras_heun, count_evaluations=_heun_evaluations),
     SamplerSpec("dpmpp_2m", sample_dpmpp_2m, ("steps",), _karras),
+    # EDM's sampler (Karras et al. 2022, Algorithm 2) is sample_heun with churn: the same Heun
+    # steps on eq. 5's rho = 7 sigmas from min(80, table max) down to the table's sigma_min
+    SamplerSpec(
+        "edm",
+        sample_heun,
+        ("steps", "churn", "s_tmin", "s_tmax", "s_noise"),
+        _karras_heun,
+        sampler_options=_churn_option,
+        count_evaluations=_heun_evaluations,
+    ),  # fmt: skip
 )
 SAMPLERS: dict[str, SamplerSpec] = {spec.name: spec for spec in _ENTRIES}
 
