@@ -22,7 +22,7 @@ def train_for(
     config: RunConfig, seconds: float, run_dir: Path, *, progress: bool = True
 ) -> dict[str, Any]:
     """Train `config` for `seconds` of wall-clock; save the EMA weights into run_dir."""
-    from difflab.experiment import build_learner
+    from difflab.experiment.build import build_data, build_learner, resolved_with_data
     from difflab.io.trained import save_trained, trained_model
     from difflab.training import eval_model, find_callback
     from difflab.training.callbacks.budget import WallClockBudget
@@ -31,7 +31,11 @@ def train_for(
         config.train, epochs=EPOCHS_CAP, minutes=seconds / 60, sample_every=0, eval_every=0
     )
     config = replace(config, train=train)
-    learn, image_shape = build_learner(config, run_dir, validate=False, progress=progress)
+    data = build_data(config, validate=False)
+    config = resolved_with_data(config, data)  # what the saved model.json must record
+    learn, image_shape = build_learner(
+        config, run_dir, data=data, validate=False, progress=progress
+    )
     guard = find_callback(learn, WallClockBudget)
     start = time.perf_counter()
     learn.fit(EPOCHS_CAP)

@@ -53,6 +53,12 @@ def build_data(
     return Data(train_batches, valid_batches, shape, list(train.classes))
 
 
+def resolved_with_data(config: RunConfig, data: Data) -> RunConfig:
+    """The config with what only the data can tell filled in (class count, EDM's sigma_data):
+    what the run folder and model.json record."""
+    return with_sigma_data(with_class_count(config, data), data)
+
+
 def with_class_count(config: RunConfig, data: Data) -> RunConfig:
     """--model.num-classes auto resolved to the dataset's class count; a given count must
     cover every label. The run folder then records the number, never "auto"."""
@@ -180,7 +186,7 @@ def build_learner(
     torch.manual_seed(t.seed)  # the weights' initialisation follows the seed
     if data is None:
         data = build_data(config, rank=rank, world_size=world_size, validate=validate)
-    config = with_sigma_data(with_class_count(config, data), data)
+    config = resolved_with_data(config, data)
     train_batches, valid_batches, image_shape, _ = data
     model = build_model(config, image_shape)
     if world_size > 1:  # same weights on every rank (above), but each rank its own noise

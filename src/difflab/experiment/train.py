@@ -16,8 +16,7 @@ from difflab.experiment.build import (
     build_learner,
     build_model,
     build_objective,
-    with_class_count,
-    with_sigma_data,
+    resolved_with_data,
 )
 from difflab.io.trained import save_trained
 from difflab.training.callback import Callback
@@ -119,7 +118,7 @@ def train_experiment(
     rank, world_size = process_rank()
     data = build_data(config, rank=rank, world_size=world_size)
     # "auto" -> the number, sigma_data measured: before the folder records the config
-    config = with_sigma_data(with_class_count(config, data), data)
+    config = resolved_with_data(config, data)
     if run_dir is None:
         run_dir = start_run_once(config)
         log.info("run folder: %s", run_dir)
@@ -192,7 +191,7 @@ def find_learning_rate(config: RunConfig, *, n_steps: int = 100) -> dict[str, An
 
     torch.manual_seed(config.train.seed)
     data = build_data(config, validate=False)
-    config = with_sigma_data(with_class_count(config, data), data)
+    config = resolved_with_data(config, data)
     train_batches, image_shape = data.train, data.image_shape
     model = build_model(config, image_shape)
     optimizer = partial(torch.optim.AdamW, weight_decay=config.train.weight_decay)
