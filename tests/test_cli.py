@@ -282,7 +282,10 @@ def test_eval_sweep_writes_table_and_plots(trained_run, tmp_path, capsys):
 
 
 def test_lr_find_suggests_a_learning_rate_from_the_range_test(capsys):
-    assert main(["train", *TINY, "--lr-find", "--json"]) == 0
+    # fp32: on CPUs without native bf16 the 100 range-test steps run ~3x faster (the rule is
+    # the same whatever the precision)
+    args = ["train", *TINY, "--train.mixed-precision", "no", "--lr-find", "--json"]
+    assert main(args) == 0
     found = json.loads(capsys.readouterr().out)
     lrs, losses = np.array(found["lrs"]), np.array(found["losses"])
     assert np.all(np.diff(lrs) > 0)  # an exponential sweep
