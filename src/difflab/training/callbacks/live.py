@@ -193,7 +193,10 @@ class LivePlotCB(Callback):
 
         fig = Figure(figsize=(6, 3.2), dpi=self.dpi)
         ax = fig.subplots()
-        styles = {"train/loss": {"lw": 1, "alpha": 0.7}, "epoch/train_loss": {"marker": "o"}}
+        styles = {
+            "train/loss": {"lw": 1, "marker": ".", "ms": 3},
+            "epoch/train_loss": {"marker": "o"},
+        }
         for name, points in self.history.items():
             if points:
                 steps, values = zip(*points, strict=True)
