@@ -74,7 +74,7 @@ def test_notebook_runs_top_to_bottom_in_fast_mode(name, kernel_name, tmp_path):
     probe = "".join(o.get("text", "") for o in code[-1].outputs).split()
     assert probe == [sys.executable, difflab.__file__]  # this interpreter, this checkout
     figures = sum(outputs_of(cell).count("image/png") for cell in code)
-    assert figures >= 2, f"{name}: {figures} figures; the notebooks are about looking"
+    assert figures >= 1, f"{name}: no figure; the notebooks are about looking"
 
 
 def test_training_cell_shows_a_live_progress_bar_and_loss_plot(kernel_name, tmp_path):
