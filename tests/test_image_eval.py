@@ -122,8 +122,15 @@ def test_kid_reference_features_are_cached_on_disk(evaluator, monkeypatch) -> No
     assert sizes == [200]  # only the samples: the 600 reference images came from the cache
 
 
-def test_x0_fid_tracker_accumulates_over_batches_and_plots(evaluator, tmp_path) -> None:
+def test_x0_fid_tracker_accumulates_over_batches_and_plots(evaluator, tmp_path, monkeypatch):
+    import matplotlib
+
     from difflab.samplers.base import StepInfo
+
+    def switch(*args, **kwargs):  # the plot must leave a notebook's inline backend alone
+        raise AssertionError(f"matplotlib.use{args} called")
+
+    monkeypatch.setattr(matplotlib, "use", switch)
 
     steps = every_nth_step(10, 4)
     assert steps == [0, 4, 8, 9]

@@ -57,13 +57,12 @@ class X0FidTracker:
 
     def plot(self, path: str | Path, *, rows: list[dict[str, Any]] | None = None) -> Path:
         """Line plot of FID(x0_hat) against the sampling step; returns the PNG path."""
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        # a Figure without pyplot: no backend switched (a notebook keeps its inline plots)
+        from matplotlib.figure import Figure
 
         rows = rows if rows is not None else self.results()
-        fig, ax = plt.subplots(figsize=(5, 3.2), dpi=120)
+        fig = Figure(figsize=(5, 3.2), dpi=120)
+        ax = fig.subplots()
         ax.plot([r["i"] for r in rows], [r["fid"] for r in rows], marker="o", label="FID(x0_hat)")
         floors = [r["fid_floor"] for r in rows if r["fid_floor"] is not None]
         if floors:
@@ -75,5 +74,4 @@ class X0FidTracker:
         fig.tight_layout()
         path = Path(path)
         fig.savefig(path)
-        plt.close(fig)
         return path

@@ -6,6 +6,7 @@ from difflab.training.callbacks.clip import GradClipCB
 from difflab.training.callbacks.device import AccelerateCB, process_rank
 from difflab.training.callbacks.ema import EMACB
 from difflab.training.callbacks.hooks import ActivationHooksCB
+from difflab.training.callbacks.live import LivePlotCB, NotebookProgressCB, in_notebook
 from difflab.training.callbacks.lr_finder import LRFinderCB, LRFindResult, lr_find, suggest_lr
 from difflab.training.callbacks.metrics import MetricsCB
 from difflab.training.callbacks.nonfinite import NonFiniteGuardCB
@@ -19,13 +20,16 @@ __all__ = [
     "CheckpointCB",
     "EMACB",
     "GradClipCB",
+    "LivePlotCB",
     "LRFindResult",
     "LRFinderCB",
     "LRScheduleCB",
     "MetricsCB",
+    "NotebookProgressCB",
     "NonFiniteGuardCB",
     "ProgressCB",
     "SingleBatchCB",
+    "in_notebook",
     "lr_find",
     "process_rank",
     "suggest_lr",
