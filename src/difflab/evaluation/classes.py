@@ -162,13 +162,11 @@ def write_guidance(out: Path, rows: list[dict[str, Any]]) -> None:
 
 
 def _plot_guidance(rows: list[dict[str, Any]], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # not pyplot: a notebook keeps its inline backend
 
     w = [r["guidance"] for r in rows]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(8, 3.2), dpi=120)
+    fig = Figure(figsize=(8, 3.2), dpi=120)
+    left, right = fig.subplots(1, 2)
     left.plot(w, [r["fid"] for r in rows], marker="o", label="FID (classes balanced)")
     if rows[0]["fid_floor"] is not None:
         left.axhline(rows[0]["fid_floor"], color="grey", ls="--", label="real-data floor")
@@ -182,4 +180,3 @@ def _plot_guidance(rows: list[dict[str, Any]], path: Path) -> None:
     fig.suptitle("the guidance trade-off (sampling time per point)", fontsize=9)
     fig.tight_layout()
     fig.savefig(path)
-    plt.close(fig)

@@ -168,12 +168,10 @@ def write_sweep(out: Path, rows: list[dict]) -> None:
 
 
 def _plot_sweep(rows: list[dict], x_key: str, xlabel: str, path: Path) -> None:
-    import matplotlib
+    from matplotlib.figure import Figure  # not pyplot: a notebook keeps its inline backend
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5, 3.4), dpi=120)
+    fig = Figure(figsize=(5, 3.4), dpi=120)
+    ax = fig.subplots()
     for name in dict.fromkeys(r["sampler"] for r in rows):
         mine = [r for r in rows if r["sampler"] == name]
         ax.plot([r[x_key] for r in mine], [r["fid"] for r in mine], marker="o", label=name)
@@ -184,4 +182,3 @@ def _plot_sweep(rows: list[dict], x_key: str, xlabel: str, path: Path) -> None:
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path)
-    plt.close(fig)
