@@ -11,8 +11,8 @@ from difflab.config.loading import (
     config_to_dict,
     load_config,
 )
+from difflab.config.presets import PRESETS
 from difflab.config.schema import (
-    PRESETS,
     DataConfig,
     DiffusionConfig,
     EvalConfig,

@@ -9,7 +9,8 @@ import typing
 from pathlib import Path
 from typing import Any
 
-from difflab.config.schema import PRESETS, RunConfig
+from difflab.config.presets import PRESETS
+from difflab.config.schema import RunConfig
 
 
 class ConfigError(ValueError):
