@@ -64,6 +64,7 @@ def run_difflab(args, evaluator, out: Path) -> dict:
     from difflab.config import load_config
     from difflab.data import to_uint8
     from difflab.generation import generate_images
+    from difflab.training.precision import resolve_precision
 
     overrides = {"sample.sampler": "ddim", "sample.steps": 25, "sample.eta": 0.0}
     if args.limit:
@@ -76,7 +77,7 @@ def run_difflab(args, evaluator, out: Path) -> dict:
         trained["trained"],
         config.sample,
         seeds=range(args.n),
-        bf16=config.train.mixed_precision == "bf16",
+        bf16=resolve_precision(config.train.mixed_precision) == "bf16",
         progress=not args.no_progress,
     )  # fmt: skip (padding is cropped by generate_images)
     sample_seconds = time.perf_counter() - start

@@ -16,7 +16,7 @@ SCHEDULES = ("linear", "cosine", "edm")
 OBJECTIVES = ("eps", "x0", "v", "edm")
 MODEL_PRESETS = ("tiny", "fmnist-cpu", "fmnist", "cifar10", "diffusers")
 LR_SCHEDULES = ("onecycle", "cosine", "constant")
-PRECISIONS = ("no", "bf16", "fp16")
+PRECISIONS = ("auto", "no", "bf16", "fp16")
 SAMPLER_NAMES = ("ddpm", "ddpm_skip", "ddim", "euler", "heun", "dpmpp_2m", "edm")
 TRACKERS = ("local", "wandb", "tensorboard")
 SKIP_SCHEDULES = ("every_third", "growing")
@@ -200,7 +200,11 @@ class TrainConfig:
     warmup: float = option(0.1, "fraction of steps spent warming up the learning rate")
     grad_clip: float | None = option(1.0, "clip the gradient norm to this value (None: off)")
     ema_decay: float = option(0.999, "EMA decay of the weights used for sampling (0: off)")
-    mixed_precision: str = option("bf16", "no, bf16 (CPU and GPU) or fp16 (GPU, with grad scaler)")
+    mixed_precision: str = option(
+        "auto",
+        "auto (bf16 where the CPU or GPU computes it natively, else fp32; the run folder records "
+        "the choice), no, bf16 or fp16 (GPU, with grad scaler)",
+    )
     seed: int = option(0, "seed of weights, data order and noise")
     checkpoint_every: int = option(
         500, "save a resumable checkpoint every N steps (0: epochs only)"

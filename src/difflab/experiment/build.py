@@ -12,6 +12,7 @@ import torch
 
 from difflab.config import RunConfig, config_to_dict
 from difflab.io.trained import build_schedule
+from difflab.training.precision import resolve_precision
 
 # Datasets whose own test split validates the training loss (an image folder has none).
 _WITH_TEST_SPLIT = ("fashion_mnist", "mnist", "cifar10")
@@ -54,9 +55,18 @@ def build_data(
 
 
 def resolved_with_data(config: RunConfig, data: Data) -> RunConfig:
-    """The config with what only the data can tell filled in (class count, EDM's sigma_data):
-    what the run folder and model.json record."""
-    return with_sigma_data(with_class_count(config, data), data)
+    """The config with what only the data and the machine can tell filled in (class count,
+    EDM's sigma_data, the precision "auto" picks): what the run folder and model.json record."""
+    return with_precision(with_sigma_data(with_class_count(config, data), data))
+
+
+def with_precision(config: RunConfig) -> RunConfig:
+    """--train.mixed-precision auto resolved for this machine (bf16 only where it is native),
+    so the run folder records what ran and a resume elsewhere keeps it."""
+    precision = resolve_precision(config.train.mixed_precision)
+    return dataclasses.replace(
+        config, train=dataclasses.replace(config.train, mixed_precision=precision)
+    )
 
 
 def with_class_count(config: RunConfig, data: Data) -> RunConfig:

@@ -26,6 +26,7 @@ def quickstart(config: RunConfig, *, progress: bool = True) -> tuple[int, dict[s
     from difflab.io.trained import load_trained
     from difflab.metrics.feature_models import require_feature_model
     from difflab.training import process_rank
+    from difflab.training.precision import resolve_precision
 
     require_feature_model(config.data.dataset)  # fail early, not after training
     log.info("1/3 training")
@@ -41,7 +42,7 @@ def quickstart(config: RunConfig, *, progress: bool = True) -> tuple[int, dict[s
     trained = load_trained(run_dir, device=pick_device())
     dataset, root, shape = trained_dataset(trained)
     evaluator = dataset_evaluator(dataset, shape, data_root=root)
-    bf16 = config.train.mixed_precision == "bf16"
+    bf16 = resolve_precision(config.train.mixed_precision) == "bf16"  # as training ran
     log.info("2/3 sampling a grid with %s, %d steps", config.sample.sampler, config.sample.steps)
     grid = _save_grid(trained, config, run_dir, bf16=bf16)
     log.info("3/3 evaluating %d samples", config.eval.n)
