@@ -7,11 +7,13 @@ import json
 import logging
 import math
 import time
-from html import escape
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
+from difflab.tracking.board.embed import read_json
+from difflab.tracking.board.markup import esc
+from difflab.tracking.board.report_eval import eval_outputs
 from difflab.tracking.board.svg import line_chart
 from difflab.tracking.config_diff import differing_keys
 from difflab.tracking.paths import OutsideFolderError, read_text_inside
@@ -23,21 +25,13 @@ log = logging.getLogger(__name__)
 LOSS_METRICS = ("train/loss", "epoch/train_loss", "epoch/valid_loss")
 _MAX_DIFF_CHARS = 200_000
 _CONFIG_COLUMNS = 6
+_MAX_CLASS_ROWS = 1000
+MODEL_FILE = "model.json"  # io/model_file.MODEL_META (tracking may not import io)
 RUN_COLUMNS = ("name", "status", "started", "dataset", "preset")
 
 
 class BadQuery(ValueError):
     """A query value the page cannot use (an unknown sort column, a filter without `=`)."""
-
-
-def esc(value: Any) -> str:
-    if isinstance(value, float):
-        value = "nan" if math.isnan(value) else f"{value:.4g}"
-    elif value is None:
-        value = "-"
-    elif not isinstance(value, str):
-        value = json.dumps(value)
-    return escape(value, quote=True)
 
 
 def document(title: str, body: str, *, head: str, header: str) -> str:
@@ -221,10 +215,46 @@ def run_page(store: RunStore, name: str) -> str:
         name,
         f'<h1>{esc(name)}</h1>{report_link([name])}<div class="side"><section><h2>Run</h2>'
         f'<table class="facts">{fact_rows}</table></section>'
-        f"<section><h2>Samples</h2>{grids(store, name)}</section></div>"
-        f"<h2>Curves</h2>{charts(store, [name])}"
+        f"<section><h2>Samples</h2>{grids(store, name)}{class_rows(run.path, params)}"
+        f"</section></div><h2>Curves</h2>{charts(store, [name])}{evaluation(run.path)}"
         f"<h2>Config</h2>{config_table(params)}<h2>Code diff</h2>{code_diff(run.path)}",
     )
+
+
+def class_rows(run_dir: Path, params: dict[str, Any]) -> str:
+    """Which class each grid row shows: a conditional run's grids hold one row per class,
+    label k in row k + 1 (generation.class_rows). Names come from model.json's "classes"
+    (written when training ends); before that the rows are numbered only."""
+    meta, _ = read_json(run_dir, MODEL_FILE)
+    names = meta.get("classes") if isinstance(meta, dict) else None
+    names = names if isinstance(names, list) else []
+    count = params.get("model.num_classes")
+    n = int(count) if str(count).isdigit() else len(names)  # "10" as the run folder records
+    if n == 0:
+        return ""
+    shown = min(n, _MAX_CLASS_ROWS)
+    rows = "".join(
+        f'<tr><td class="num">{k + 1}</td><td class="num">{k}</td>'
+        f"<td>{esc(names[k] if k < len(names) else None)}</td></tr>"
+        for k in range(shown)
+    )
+    cut = f'<p class="note">first {shown} of {n} classes</p>' if n > shown else ""
+    where = "" if names else f" (names appear once training writes {MODEL_FILE})"
+    return (
+        f'<details class="classes" open><summary>one row per class, top to bottom{esc(where)}'
+        f'</summary><table class="classes"><tr><th>row</th><th>label</th><th>class</th></tr>'
+        f"{rows}</table>{cut}</details>"
+    )
+
+
+def evaluation(run_dir: Path) -> str:
+    """The run's eval/ outputs (guidance curve, sampler sweep, x0_hat FID) as the report shows
+    them, with a note for a file not read; nothing at all when the run has none."""
+    notes: list[str] = []
+    outputs = eval_outputs(run_dir, notes, name_absent=False)
+    if not outputs and not notes:
+        return ""
+    return "<h2>Evaluation</h2>" + outputs + "".join(f'<p class="note">{esc(n)}</p>' for n in notes)
 
 
 def config_table(params: dict[str, Any], *, per_row: int = 3) -> str:

@@ -17,7 +17,8 @@ from typing import Any
 
 from difflab.tracking.board import pages
 from difflab.tracking.board.embed import ReportLimits, image_data_uri, pick_evenly, read_json
-from difflab.tracking.board.pages import charts, config_table, esc
+from difflab.tracking.board.markup import esc
+from difflab.tracking.board.pages import charts, config_table
 from difflab.tracking.board.report_eval import eval_outputs, final_metrics_table
 from difflab.tracking.board.static import CSS
 from difflab.tracking.config_diff import differing_keys
@@ -33,7 +34,6 @@ REPORT_CSP = (
 REPORT_CSS = CSS + (
     "header span { color: #fff; font-weight: bold; }\n"
     "tr.differs th, tr.differs td { background: #fff1b8; }\n"
-    ".note { color: #a35200; }\n"
     "section.run { border-top: 2px solid #23395d; margin-top: 24px; }\n"
     ".grids-row { display: flex; flex-wrap: wrap; gap: 10px; }\n"
     "figure.grid { margin: 0; } figure.grid img.grid { width: 224px; }\n"

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from difflab.tracking.board.embed import read_json
-from difflab.tracking.board.pages import esc
+from difflab.tracking.board.markup import esc
 from difflab.tracking.board.svg import Series, line_chart
 from difflab.tracking.store import RunRecord
 
@@ -98,8 +98,10 @@ def _row(label: str, values: list[Any]) -> str:
 # --- eval/ outputs -----------------------------------------------------------------------------
 
 
-def eval_outputs(run_dir: Path, notes: list[str]) -> str:
-    """Sampler sweep, guidance curve and x0_hat FID of one run, where it has them."""
+def eval_outputs(run_dir: Path, notes: list[str], *, name_absent: bool = True) -> str:
+    """Sampler sweep, guidance curve and x0_hat FID of one run, where it has them (a chart
+    and a table each); with `name_absent` a line names the files it does not have. The report
+    and the board's run page both show these through this one function."""
     parts, absent = [], []
     for rel, title, chart, hint in (
         ("eval/sweep.json", "Sampler sweep", _sweep_chart, "difflab eval RUN --sweep"),
@@ -114,7 +116,7 @@ def eval_outputs(run_dir: Path, notes: list[str]) -> str:
             absent.append(f"{rel} ({hint})")
             continue
         parts.append(f"<h3>{esc(title)} ({esc(rel)})</h3>{chart(rows)}{rows_table(rows)}")
-    if absent:
+    if absent and name_absent:
         parts.append(f'<p class="empty">not in this run: {esc(", ".join(absent))}</p>')
     return "".join(parts)
 
@@ -170,10 +172,18 @@ def _sweep_chart(rows: list[dict[str, Any]]) -> str:
 
 
 def _guidance_chart(rows: list[dict[str, Any]]) -> str:
+    """FID and, where the rows have it, class accuracy against the guidance scale w (the
+    trade-off of Ho & Salimans 2022, Fig. 1-2); sampling time is in the table."""
     x = next((k for k in _GUIDANCE_KEYS if any(k in r for r in rows)), None)
     if x is None:
         return f'<p class="empty">no {" / ".join(_GUIDANCE_KEYS)} column to plot against</p>'
-    return line_chart(_series(rows, x, "fid", lambda r: "FID"), title="FID by guidance", x_label=x)
+    label = f"guidance scale ({x})"
+    fid = _series(rows, x, "fid", lambda r: "FID")
+    charts = [line_chart(fid, title="FID by guidance", x_label=label)]
+    if any("class_accuracy" in r for r in rows):
+        accuracy = _series(rows, x, "class_accuracy", lambda r: "class accuracy")
+        charts.append(line_chart(accuracy, title="class accuracy by guidance", x_label=label))
+    return f'<div class="charts">{"".join(charts)}</div>'
 
 
 def _x0_chart(rows: list[dict[str, Any]]) -> str:

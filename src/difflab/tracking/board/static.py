@@ -19,6 +19,8 @@ input.slider { width: 336px; }
 .side { display: flex; gap: 16px; flex-wrap: wrap; }
 pre.diff { background: #fff; border: 1px solid #ddd; padding: 8px; max-height: 400px; overflow: auto; }
 .empty { color: #888; font-style: italic; }
+.note { color: #a35200; }
+details.classes { margin: 6px 0; } summary { cursor: pointer; }
 form.filter input { width: 320px; }
 """
 
