@@ -64,7 +64,7 @@ def run_difflab(args, evaluator, out: Path) -> dict:
     from difflab.config import load_config
     from difflab.data import to_uint8
     from difflab.generation import generate_images
-    from difflab.training.precision import resolve_precision
+    from difflab.precision import resolve_precision
 
     overrides = {"sample.sampler": "ddim", "sample.steps": 25, "sample.eta": 0.0}
     if args.limit:

@@ -18,6 +18,7 @@ PACKAGE = SRC / "difflab"
 # the floors of ARCHITECTURE.md: each may import the floors below it, never one above.
 ALLOWED: dict[str, set[str]] = {
     "files": set(),
+    "precision": set(),
     "config": {"files"},
     "data": {"files"},
     "diffusion": set(),
@@ -26,19 +27,19 @@ ALLOWED: dict[str, set[str]] = {
     "io": {"files", "config", "diffusion", "models"},
     "metrics": {"files", "data", "models"},
     "tracking": {"files"},
-    "generation": {"config", "data", "diffusion", "io", "samplers"},
+    "generation": {"config", "data", "diffusion", "io", "precision", "samplers"},
     "evaluation": {"config", "data", "generation", "io", "metrics", "samplers"},
     "training": {
         "files", "config", "data", "diffusion", "models", "io", "metrics", "tracking",
-        "generation",
+        "generation", "precision",
     },
     "experiment": {
         "files", "config", "data", "diffusion", "models", "io", "metrics", "tracking",
-        "generation", "evaluation", "training",
+        "generation", "evaluation", "training", "precision",
     },
     "bench": {
         "files", "config", "data", "diffusion", "models", "io", "metrics", "samplers",
-        "generation", "evaluation", "training", "experiment",
+        "generation", "evaluation", "training", "experiment", "precision",
     },
 }  # fmt: skip
 # cli may import anything; nothing may import cli (but difflab/__main__.py, its entry point).

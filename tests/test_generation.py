@@ -51,3 +51,16 @@ def test_training_padding_is_cropped(tmp_path):
     padded = trained_model(build_model(config, (1, 12, 12)), config, (1, 12, 12))
     images = generate_images(padded, SampleConfig(steps=2, n=2), bf16=False, progress=False)
     assert images.shape == (2, 1, 8, 8)
+
+
+@pytest.mark.parametrize(("native", "bf16", "expected"), [
+    (False, None, False), (True, None, True), (False, True, True), (True, False, False),
+])  # fmt: skip
+def test_the_network_runs_in_bf16_only_where_native_unless_told(tiny, monkeypatch, native, bf16,
+                                                                 expected):  # fmt: skip
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: native, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False, raising=False)
+    seen: list[bool] = []
+    tiny.model.register_forward_pre_hook(lambda *_: seen.append(torch.is_autocast_enabled("cpu")))
+    generate_images(tiny, SampleConfig(steps=2, n=2), bf16=bf16, progress=False)
+    assert seen and all(enabled is expected for enabled in seen)

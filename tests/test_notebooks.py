@@ -22,6 +22,7 @@ NOTEBOOKS = (
     "02_train_and_sample",
     "03_measure",
     "04_track_and_compare",
+    "05_conditional_generation",
 )
 PROBE = "import sys, difflab; print(sys.executable); print(difflab.__file__)"
 

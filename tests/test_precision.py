@@ -5,9 +5,9 @@ import dataclasses
 import pytest
 import torch
 
+from difflab import precision
 from difflab.config import load_config
-from difflab.training import precision
-from difflab.training.precision import cpu_has_native_bf16, resolve_precision
+from difflab.precision import cpu_has_native_bf16, resolve_precision
 
 
 def _cpu_probes(monkeypatch, *, amx: bool, avx512_bf16: bool) -> None:

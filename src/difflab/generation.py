@@ -18,6 +18,7 @@ from difflab.data.scaling import crop_padding
 from difflab.diffusion import as_noise_predictor
 from difflab.diffusion.guidance import classifier_free_guidance, evaluations_per_step
 from difflab.io.trained import TrainedModel
+from difflab.precision import AUTO, resolve_precision
 from difflab.samplers import SamplingPlan, sample_in_batches, sampler_spec
 
 
@@ -90,7 +91,7 @@ def generate_images(
     *,
     seeds: Sequence[int] | None = None,
     labels: torch.Tensor | None = None,
-    bf16: bool = True,
+    bf16: bool | None = None,
     on_step: Callable | None = None,
     progress: bool = True,
 ) -> torch.Tensor:
@@ -99,11 +100,14 @@ def generate_images(
     seeds: one per image (default: sample.seed + k for k < sample.n). labels: the class of
     each image for a conditional model (default: image k asks for class k mod C), guided with
     scale sample.guidance. The noise is drawn on the model's device; the network runs under
-    bf16 autocast when `bf16`, the sampler's arithmetic in float32 whatever the network's dtype.
+    bf16 autocast when `bf16` (None: where the device computes bf16 natively, as training's
+    "auto"), the sampler's arithmetic in float32 whatever the network's dtype.
     """
     seeds = list(range(sample.seed, sample.seed + sample.n)) if seeds is None else list(seeds)
     plan = sampling_plan(trained, sample)
     model, device = trained.model, trained.device
+    if bf16 is None:
+        bf16 = resolve_precision(AUTO, device) == "bf16"
     predict = as_noise_predictor(
         model, trained.schedule, trained.objective, sigma_data=trained.sigma_data
     )

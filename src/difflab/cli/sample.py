@@ -40,7 +40,12 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
         action="store_true",
         help="also save x0_hat over the steps for the first 8 images",
     )
-    parser.add_argument("--no-bf16", action="store_true", help="run the network in float32")
+    parser.add_argument(
+        "--no-bf16",
+        action="store_true",
+        help="run the network in float32 (default: bf16 autocast only where the device computes "
+        "bf16 natively, as training's --train.mixed-precision auto)",
+    )
     parser.add_argument(
         "--device", default="auto", help="auto (a CUDA GPU if there is one), cpu, cuda, cuda:1"
     )
@@ -100,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
         sample = dataclasses.replace(sample, n=len(labels))
     start = time.perf_counter()
     images = generate_images(
-        trained, sample, labels=labels, bf16=not args.no_bf16,
+        trained, sample, labels=labels, bf16=False if args.no_bf16 else None,
         on_step=record if args.trajectory else None,
     )  # fmt: skip
     seconds = time.perf_counter() - start

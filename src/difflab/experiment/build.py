@@ -12,7 +12,7 @@ import torch
 
 from difflab.config import RunConfig, config_to_dict
 from difflab.io.trained import build_schedule
-from difflab.training.precision import resolve_precision
+from difflab.precision import resolve_precision
 
 # Datasets whose own test split validates the training loss (an image folder has none).
 _WITH_TEST_SPLIT = ("fashion_mnist", "mnist", "cifar10")

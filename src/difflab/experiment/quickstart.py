@@ -25,8 +25,8 @@ def quickstart(config: RunConfig, *, progress: bool = True) -> tuple[int, dict[s
     from difflab.generation import pick_device
     from difflab.io.trained import load_trained
     from difflab.metrics.feature_models import require_feature_model
+    from difflab.precision import resolve_precision
     from difflab.training import process_rank
-    from difflab.training.precision import resolve_precision
 
     require_feature_model(config.data.dataset)  # fail early, not after training
     log.info("1/3 training")

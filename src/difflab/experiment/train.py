@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -104,8 +105,10 @@ def train_experiment(
     *,
     resume: Path | None = None,
     progress: bool = True,
+    callbacks: Sequence[Any] = (),
 ) -> dict[str, Any]:
     """Train, then write model.safetensors + model.json (EMA weights) into the run folder.
+    `callbacks` join the recipe's (a notebook's progress bar and live loss plot).
 
     Without `run_dir` a new run folder is made once the data has loaded, so a bad --data.*
     value fails before anything is written.
@@ -133,7 +136,7 @@ def train_experiment(
     save, last = SaveModelCB(config, data.classes), LastValues()
     learn, save.image_shape = build_learner(
         config, run_dir, data=data, rank=rank, world_size=world_size, progress=progress,
-        callbacks=[*extra, save, last],
+        callbacks=[*extra, save, last, *callbacks],
     )  # fmt: skip
     start = time.perf_counter()
     learn.fit(config.train.epochs, resume=resume)
