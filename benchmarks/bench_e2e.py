@@ -14,13 +14,15 @@ and vs lucidrains' denoising-diffusion-pytorch.
     by its Trainer's loop and defaults, sampled by its own DDIM at 25 steps (see
     difflab/bench/peer_lucidrains.py, also for how it imports without torchvision). When the
     package is not installed its entry in the JSON says so and the other arms still run.
-(a) and (b) then draw --n images with DDIM, 25 steps, eta 0 (difflab: no x0 clipping, its preset's
+All arms draw --n images with DDIM, 25 steps, eta 0 (difflab: no x0 clipping, its preset's
 default; diffusers: DDIMScheduler from the training scheduler's config, clip_sample=True, as
-the example's pipeline would), and both are scored by the same FMNIST-FID (the classifier that
-ships with difflab, against the Fashion-MNIST test set), with the real-data floor at the same n.
-Both LR schedules are indexed by the share of the budget spent, not by the step, so that each
-run ends its schedule exactly at the budget (see difflab/bench/budget.py). The two trainings run
-one after the other on a shared machine: each side's measured img/s is reported beside its FID. Progress and a summary go to stderr; the last line of stdout is JSON.
+the example's pipeline would; lucidrains: its own DDIM, x0 clipped), and all are scored by the
+same FMNIST-FID (the classifier that ships with difflab, against the Fashion-MNIST test set),
+with the real-data floor at the same n. difflab's and diffusers' LR schedules are indexed by the
+share of the budget spent, not by the step, so that each run ends its schedule exactly at the
+budget (see difflab/bench/budget.py); lucidrains' Trainer keeps its LR constant. The trainings
+run one after the other on a shared machine: each arm's measured img/s is reported beside its
+FID. Progress and a summary go to stderr; the last line of stdout is JSON.
 """
 
 from __future__ import annotations
@@ -180,10 +182,10 @@ def print_summary(result: dict) -> None:
     for side in ("difflab", "peer", "lucidrains"):
         r = result.get(side)
         if r and "skipped" in r:
-            print(f"{side:8s} {r['model']:34s} skipped: {r['skipped']}", file=sys.stderr)
+            print(f"{side:10s} {r['model']:40s} skipped: {r['skipped']}", file=sys.stderr)
         elif r:
             print(
-                f"{side:8s} {r['model']:34s} FID {r['fid']:8.2f} (floor {r.get('fid_floor') or 0:.2f})"
+                f"{side:10s} {r['model']:40s} FID {r['fid']:8.2f} (floor {r.get('fid_floor') or 0:.2f})"
                 f"  {r['steps']} steps in {r['train_seconds']:.0f} s, {r['train_images_per_s']:.0f} img/s"
                 f"  sampling {r['sample_images_per_s']:.1f} img/s",
                 file=sys.stderr,
