@@ -92,7 +92,8 @@ BENCHMARKS: dict[str, Benchmark] = {
         ),
         Benchmark(
             "e2e", "bench_e2e.py",
-            "end to end at equal training wall-clock: FMNIST-FID of difflab vs diffusers' recipe",
+            "end to end at equal training wall-clock: FMNIST-FID of difflab vs diffusers' recipe "
+            "and lucidrains' denoising-diffusion-pytorch",
             {"smoke": ("--minutes", "0.05", "--n", "64", "--limit", "1024", "--threads", "1"),
              "quick": ("--minutes", "1", "--n", "512", "--threads", "1"),
              "full": ("--minutes", "30", "--n", "2048")},
