@@ -6,6 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python -m pip install -q -c requirements/dev-constraints.txt -e ".[dev]"
+# Peers whose declared dependencies would pull torchvision (see the file's header): without them.
+python -m pip install -q --no-deps -c requirements/dev-constraints.txt -r requirements/no-deps-peers.txt
 if ! command -v chromium >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \

@@ -75,16 +75,18 @@ def _autocast(enabled: bool):
     return torch.autocast("cpu", dtype=torch.bfloat16) if enabled else contextlib.nullcontext()
 
 
-def _batches(recipe: PeerRecipe, data_root: str | None, limit: int | None):
+def fmnist_batches(
+    batch_size: int, *, low: float, high: float, seed: int, data_root: str | None,
+    limit: int | None,
+):  # fmt: skip
+    """Fashion-MNIST train images in memory, shuffled by epoch, scaled to [low, high]."""
     from difflab.data import InMemoryBatches, load_images
 
     images = load_images("fashion_mnist", "train", data_root).images[:limit]
-    return InMemoryBatches(
-        images, batch_size=recipe.batch_size, low=-1.0, high=1.0, seed=recipe.seed
-    )
+    return InMemoryBatches(images, batch_size=batch_size, low=low, high=high, seed=seed)
 
 
-def _flip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+def flip_half(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """RandomHorizontalFlip(p=0.5), image by image."""
     mask = torch.rand(x.shape[0], generator=generator) < 0.5
     return torch.where(mask[:, None, None, None], x.flip(-1), x)
@@ -121,7 +123,7 @@ class PeerTrainer:
         for group in self.optimizer.param_groups:
             group["lr"] = self.recipe.lr * self.lr_schedule.factor(self.steps, fraction)
         if self.recipe.random_flip:
-            clean = _flip(clean, g)
+            clean = flip_half(clean, g)
         noise = torch.randn(clean.shape, generator=g)
         timesteps = torch.randint(0, 1000, (clean.shape[0],), generator=g)
         noisy = self.scheduler.add_noise(clean, noise, timesteps)
@@ -141,20 +143,14 @@ class PeerTrainer:
         return self.model.eval()
 
 
-def train_peer(
-    recipe: PeerRecipe,
-    seconds: float,
-    *,
-    data_root: str | None = None,
-    limit: int | None = None,
-    progress: bool = True,
+def train_under_budget(
+    trainer, batches, seconds: float, *, desc: str, progress: bool = True
 ) -> dict[str, Any]:
-    """Train for `seconds` of wall-clock (the batch that crosses the budget is the last)."""
+    """Call `trainer.step(x, fraction)` on epoch after epoch of `batches` until `seconds` of
+    wall-clock are spent (the batch that crosses the budget is the last)."""
     from tqdm.auto import tqdm
 
-    trainer = PeerTrainer(recipe)
-    batches = _batches(recipe, data_root, limit)
-    bar = tqdm(total=round(seconds), desc="diffusers example", unit="s", disable=not progress)
+    bar = tqdm(total=round(seconds), desc=desc, unit="s", disable=not progress)
     start, epoch, fraction = time.perf_counter(), 0, 0.0
     while fraction < 1.0:
         batches.set_epoch(epoch)
@@ -169,13 +165,31 @@ def train_peer(
     elapsed = time.perf_counter() - start
     bar.close()
     return {
-        "model": trainer.ema_model(),
-        "scheduler_config": dict(trainer.scheduler.config),
         "steps": trainer.steps,
         "epochs_started": epoch,
         "train_seconds": elapsed,
         "stopped_by_budget": True,
-        "train_images_per_s": trainer.steps * recipe.batch_size / elapsed,
+        "train_images_per_s": trainer.steps * batches.batch_size / elapsed,
+    }
+
+
+def train_peer(
+    recipe: PeerRecipe,
+    seconds: float,
+    *,
+    data_root: str | None = None,
+    limit: int | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Train for `seconds` of wall-clock (the batch that crosses the budget is the last)."""
+    trainer = PeerTrainer(recipe)
+    batches = fmnist_batches(
+        recipe.batch_size, low=-1.0, high=1.0, seed=recipe.seed, data_root=data_root, limit=limit
+    )
+    run = train_under_budget(trainer, batches, seconds, desc="diffusers example", progress=progress)
+    return run | {
+        "model": trainer.ema_model(),
+        "scheduler_config": dict(trainer.scheduler.config),
         "params": sum(p.numel() for p in trainer.model.parameters()),
     }
 

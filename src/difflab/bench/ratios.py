@@ -179,22 +179,42 @@ def learner_ratios(data: dict) -> list[Ratio]:
     ]
 
 
+E2E_PEERS = {
+    "peer": "diffusers example recipe",
+    "lucidrains": "lucidrains denoising-diffusion-pytorch",
+}
+
+
 def e2e_ratios(data: dict) -> list[Ratio]:
-    """bench_e2e.py: FID at equal training wall-clock, and the throughputs behind it."""
-    ours, peer = data["difflab"], data["peer"]
-    minutes = data["minutes"]
-    peer_name = f"diffusers example recipe ({peer['model']})"
-    common = {"benchmark": "e2e", "peer_name": peer_name}
+    """bench_e2e.py: FID at equal training wall-clock, and the throughputs behind it, against
+    each peer that ran (a peer that was skipped has no rows: see `e2e_notes`)."""
+    ours, minutes = data["difflab"], data["minutes"]
     floor = ours.get("fid_floor")
     floor_note = f", floor {floor:.2f}" if floor else ""
+    out = []
+    for key, name in E2E_PEERS.items():
+        peer = data.get(key)
+        if not peer or "skipped" in peer:
+            continue
+        common = {"benchmark": "e2e", "peer_name": f"{name} ({peer['model']})"}
+        out += [
+            Ratio(measure=f"FMNIST-FID n={data['n']} after {minutes:g} min{floor_note}",
+                  unit="FID", difflab=ours["fid"], peer=peer["fid"], better="lower",
+                  target=">= 2x", **common),
+            Ratio(measure="training img/s (during the budget)", unit="img/s",
+                  difflab=ours["train_images_per_s"], peer=peer["train_images_per_s"],
+                  better="higher", **common),
+            Ratio(measure="sampling img/s (DDIM 25 steps)", unit="img/s",
+                  difflab=ours["sample_images_per_s"], peer=peer["sample_images_per_s"],
+                  better="higher", **common),
+        ]  # fmt: skip
+    return out
+
+
+def e2e_notes(data: dict) -> list[str]:
+    """bench_e2e.py: one line per peer that did not run, saying why."""
     return [
-        Ratio(measure=f"FMNIST-FID n={data['n']} after {minutes:g} min{floor_note}",
-              unit="FID", difflab=ours["fid"], peer=peer["fid"], better="lower",
-              target=">= 2x", **common),
-        Ratio(measure="training img/s (during the budget)", unit="img/s",
-              difflab=ours["train_images_per_s"], peer=peer["train_images_per_s"],
-              better="higher", **common),
-        Ratio(measure="sampling img/s (DDIM 25 steps)", unit="img/s",
-              difflab=ours["sample_images_per_s"], peer=peer["sample_images_per_s"],
-              better="higher", **common),
-    ]  # fmt: skip
+        f"{name}: skipped, {data[key]['skipped']}"
+        for key, name in E2E_PEERS.items()
+        if "skipped" in data.get(key, {})
+    ]

@@ -35,6 +35,7 @@ class Benchmark:
     args: dict[Size, tuple[str, ...]]
     extract: Callable[[Any], list[Ratio]]
     json_file: bool = False  # results come through `--json FILE` rather than stdout
+    notes: Callable[[Any], list[str]] | None = None  # lines the table prints below the ratios
 
 
 BENCHMARKS: dict[str, Benchmark] = {
@@ -91,11 +92,12 @@ BENCHMARKS: dict[str, Benchmark] = {
         ),
         Benchmark(
             "e2e", "bench_e2e.py",
-            "end to end at equal training wall-clock: FMNIST-FID of difflab vs diffusers' recipe",
+            "end to end at equal training wall-clock: FMNIST-FID of difflab vs diffusers' recipe "
+            "and lucidrains' denoising-diffusion-pytorch",
             {"smoke": ("--minutes", "0.05", "--n", "64", "--limit", "1024", "--threads", "1"),
              "quick": ("--minutes", "1", "--n", "512", "--threads", "1"),
              "full": ("--minutes", "30", "--n", "2048")},
-            ratios.e2e_ratios,
+            ratios.e2e_ratios, notes=ratios.e2e_notes,
         ),
     ]
 }  # fmt: skip
@@ -109,6 +111,7 @@ class BenchResult:
     command: list[str]
     seconds: float = 0.0
     ratios: list[Ratio] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     raw: Any = None
     error: str | None = None
 
@@ -118,6 +121,7 @@ class BenchResult:
             "seconds": round(self.seconds, 1),
             "error": self.error,
             "ratios": [r.to_dict() for r in self.ratios],
+            "notes": self.notes,
             "raw": self.raw,
         }
 
@@ -199,6 +203,7 @@ def run_benchmark(
             text = json_path.read_text() if bench.json_file else proc.stdout
             result.raw = parse_json_output(text)
             result.ratios = bench.extract(result.raw)
+            result.notes = bench.notes(result.raw) if bench.notes else []
         except (ValueError, KeyError, TypeError, OSError, StopIteration) as err:
             result.error = f"could not read its output: {type(err).__name__}: {err}"
     return result

@@ -53,7 +53,8 @@ def _number(x: float) -> str:
 
 
 def format_summary(results: list) -> str:
-    """A fixed-width table: one row per ratio, then one line per failed benchmark."""
+    """A fixed-width table: one row per ratio, then one line per note (a peer that did not run)
+    and per failed benchmark."""
     head = ("benchmark", "measure", "difflab", "peer", "unit", "advantage", "peer is", "target")
     rows = [
         (r.benchmark, r.measure, _number(r.difflab), _number(r.peer), r.unit,
@@ -63,6 +64,7 @@ def format_summary(results: list) -> str:
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(head)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(head, widths)).rstrip()]
     lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
+    lines += [f"NOTE {r.name}: {note}" for r in results for note in r.notes]
     lines += [f"FAILED {r.name}: {r.error}" for r in results if r.error]
     return "\n".join(lines)
 
