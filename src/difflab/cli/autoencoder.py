@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import time
 from pathlib import Path
 
 from difflab.cli.config_flags import add_dataclass_arguments, dataclass_from_args, given_overrides
 from difflab.config.autoencoder import AutoencoderConfig
+
+log = logging.getLogger("difflab")
 
 DESCRIPTION = """\
 Train a small KL-regularised convolutional autoencoder (Rombach et al. 2022, sec. 3) on a data
@@ -86,6 +89,11 @@ def run_train(args: argparse.Namespace) -> int:
 
     if args.resume:
         config = resume_config(Path(args.resume), args)
+        done = Path(args.resume) / "autoencoder" / "model.json"
+        if done.is_file():
+            log.warning("%s has finished already; nothing to resume, nothing changed", args.resume)
+            print(done.read_text())
+            return 0
     else:
         config = dataclass_from_args(AutoencoderConfig, args)
     start = time.perf_counter()
@@ -97,4 +105,4 @@ def run_train(args: argparse.Namespace) -> int:
     card["command_seconds"] = round(time.perf_counter() - start, 1)
     json.dump(card, sys.stdout, indent=2)
     print()
-    return 0
+    return 1 if card.get("stop_reason") == "nonfinite" else 0

@@ -150,6 +150,9 @@ def _train(config, out, runs_dir, name, trackers, resume, progress) -> dict[str,
     )  # fmt: skip
     learn.fit(config.epochs, resume=resume)
     train_seconds = time.perf_counter() - start
+    stopped = _early_stop(learn, run_dir)
+    if stopped is not None:
+        return stopped
     model = learn.unwrapped_model().cpu().eval()
     card = measure_autoencoder(model, images, config, evaluator)
     card.update(
@@ -159,6 +162,21 @@ def _train(config, out, runs_dir, name, trackers, resume, progress) -> dict[str,
         train_config=dataclasses.asdict(config), run_dir=str(run_dir),
     )  # fmt: skip
     return write_autoencoder(model, card, run_dir, out)
+
+
+def _early_stop(learn, run_dir: Path) -> dict[str, Any] | None:
+    """None when the fit ended normally; else why it stopped (nothing is written then)."""
+    from difflab.training import stopped_by_nonfinite, stopped_by_signal
+
+    reason = "signal" if stopped_by_signal(learn) is not None else None
+    reason = "nonfinite" if reason is None and stopped_by_nonfinite(learn) else reason
+    if reason is None:
+        return None
+    log.warning(
+        "stopped (%s) after step %d; no autoencoder written; continue with "
+        "`difflab autoencoder train --resume %s`", reason, learn.step, run_dir,
+    )  # fmt: skip
+    return {"run_dir": str(run_dir), "steps": learn.step, "stop_reason": reason}
 
 
 def write_autoencoder(model, card: dict[str, Any], run_dir: Path, out) -> dict[str, Any]:
