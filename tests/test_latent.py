@@ -8,6 +8,7 @@ import dataclasses
 import json
 import os
 import signal
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -101,6 +102,13 @@ def test_scale_factor_is_one_over_the_std_of_the_training_latents(latent_run):
     assert float(codec.encode(x).std()) == pytest.approx(1.0, rel=1e-4)  # scaled: unit std
     # the reconstruction is measured: MSE of a 2-epoch autoencoder, FID above its floor
     assert 0 < card["recon_mse"] < 0.1 and card["recon_fid"] > card["recon_fid_floor"] > 0
+    # ...and tracked like any run: the run store holds the measurements
+    rows = [json.loads(line) for line in (Path(card["run_dir"]) / "metrics.jsonl").open()]
+    tracked = {r["name"]: r["value"] for r in rows}
+    assert (
+        tracked["recon/fid"] == card["recon_fid"]
+        and tracked["scale_factor"] == card["scale_factor"]
+    )
 
 
 # --- latent diffusion end to end ------------------------------------------------------------

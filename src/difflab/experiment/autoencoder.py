@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 from difflab.config.autoencoder import AutoencoderConfig
 from difflab.models.autoencoder import Autoencoder, AutoencoderArch, autoencoder_loss, scale_factor
+from difflab.training.callback import Callback
 
 log = logging.getLogger("difflab")
 
@@ -114,7 +115,6 @@ def _train(config, out, runs_dir, name, trackers, resume, progress) -> dict[str,
     from difflab.training.callbacks.budget import with_budget
     from difflab.training.callbacks.tracking import TrackingCallback
 
-    start = time.perf_counter()
     train = load_images(config.dataset, "train", root=config.root)
     images = train.images[: config.limit]
     batches = InMemoryBatches(
@@ -142,26 +142,49 @@ def _train(config, out, runs_dir, name, trackers, resume, progress) -> dict[str,
         callbacks = with_budget(callbacks, config.minutes * 60)
     record = run_config_dict(config)
     tracking = TrackingCallback(make_trackers(trackers, run_dir, record, runs_dir=run_dir.parent))
+    save = SaveAutoencoderCB(config, images, evaluator, out)
     learn = Learner(
         model, batches, autoencoder_objective(config, features), lr=config.lr,
         optimizer=partial(torch.optim.AdamW, weight_decay=config.weight_decay),
-        callbacks=[*callbacks, ProgressCB(tty=None if progress else False), tracking],
+        callbacks=[*callbacks, ProgressCB(tty=None if progress else False), save, tracking],
         run_dir=run_dir, config=record,
     )  # fmt: skip
     learn.fit(config.epochs, resume=resume)
-    train_seconds = time.perf_counter() - start
-    stopped = _early_stop(learn, run_dir)
-    if stopped is not None:
-        return stopped
-    model = learn.unwrapped_model().cpu().eval()
-    card = measure_autoencoder(model, images, config, evaluator)
-    card.update(
-        dataset=config.dataset, low=config.low, high=config.high, steps=learn.step,
-        train_seconds=round(train_seconds, 1),
-        images_per_s=round(learn.step * batches.batch_size / max(train_seconds, 1e-9), 1),
-        train_config=dataclasses.asdict(config), run_dir=str(run_dir),
-    )  # fmt: skip
-    return write_autoencoder(model, card, run_dir, out)
+    return _early_stop(learn, run_dir) or save.card
+
+
+class SaveAutoencoderCB(Callback):
+    """When the fit ends normally: measure the autoencoder, report recon/* and scale_factor
+    (so `difflab runs` and the board show them), write it into RUN/autoencoder and `out`."""
+
+    order = 80  # before the trackers finish (TrackingCallback: 90)
+
+    def __init__(self, config: AutoencoderConfig, images, evaluator, out) -> None:
+        self.config, self.images, self.evaluator, self.out = config, images, evaluator, out
+        self.card: dict[str, Any] = {}
+        self._start: tuple[float, int] | None = None
+
+    def before_epoch(self, learn) -> None:
+        if self._start is None:  # after a resume has restored the step count
+            self._start = (time.perf_counter(), learn.step)
+
+    def after_fit(self, learn) -> None:
+        seconds, first_step = time.perf_counter() - self._start[0], self._start[1]
+        model = learn.unwrapped_model().cpu().eval()
+        card = measure_autoencoder(model, self.images, self.config, self.evaluator)
+        card.update(
+            dataset=self.config.dataset, low=self.config.low, high=self.config.high,
+            steps=learn.step, train_seconds=round(seconds, 1),
+            images_per_s=round((learn.step - first_step) * learn.train_data.batch_size / seconds, 1),
+            train_config=dataclasses.asdict(self.config), run_dir=str(learn.run_dir),
+        )  # fmt: skip
+        for name in ("recon_mse", "recon_fid", "recon_fid_floor", "scale_factor"):
+            if card[name] is not None:
+                learn.report(name.replace("recon_", "recon/"), card[name])
+        self.card = write_autoencoder(model, card, learn.run_dir, self.out)
+        learn.report_file(
+            "autoencoder", learn.run_dir / "autoencoder" / "model.safetensors", "artifact"
+        )
 
 
 def _early_stop(learn, run_dir: Path) -> dict[str, Any] | None:
