@@ -56,7 +56,6 @@ def autoencoder_objective(config: AutoencoderConfig, features=None):
         x_hat, mu, logvar = model(x)
         loss, _, _ = autoencoder_loss(x, x_hat, mu, logvar, kl_weight=config.kl_weight)
         if features is not None and config.perceptual_weight > 0:
-            features.to(x.device)
             real = features(x.float()).detach()
             loss = loss + config.perceptual_weight * F.mse_loss(features(x_hat.float()), real)
         return loss
@@ -79,13 +78,18 @@ def _evaluator(config: AutoencoderConfig, image_shape):
         return None
 
 
-def _feature_fn(evaluator):
-    """Differentiable pooled features of the evaluator's classifier (frozen), or None."""
-    if evaluator is None:
-        return None
-    module = evaluator.feature_model.module
-    module.requires_grad_(False)
-    return module.features if hasattr(module, "features") else None
+def _feature_fn(evaluator, config: AutoencoderConfig):
+    """Differentiable pooled features of the evaluator's classifier (frozen, eval mode), on
+    images in the autoencoder's range mapped to the classifier's."""
+    fm = evaluator.feature_model
+    module = fm.module.requires_grad_(False).eval()
+    gain = (fm.high - fm.low) / (config.high - config.low)
+
+    def features(x: torch.Tensor) -> torch.Tensor:
+        module.to(x.device)
+        return module.features((x - config.low) * gain + fm.low)
+
+    return features
 
 
 def train_autoencoder(
@@ -123,7 +127,7 @@ def _train(config, out, runs_dir, name, trackers, resume, progress) -> dict[str,
     )  # fmt: skip
     image_shape = tuple(int(n) for n in images.shape[1:])
     evaluator = _evaluator(config, image_shape)
-    features = _feature_fn(evaluator) if config.perceptual_weight > 0 else None
+    features = _feature_fn(evaluator, config) if config.perceptual_weight > 0 else None
     run_dir = Path(resume) if resume is not None else None
     if run_dir is None:
         run_dir = create_run_folder(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -27,6 +28,11 @@ def latent_codec(config: RunConfig) -> LatentCodec | None:
     d = config.data
     if d.latent is None:
         return None
+    if not Path(d.latent).is_dir():
+        raise ValueError(
+            f"--data.latent: {d.latent} is not a folder; make one with `difflab autoencoder "
+            f"train --dataset {d.dataset} --out {d.latent}`"
+        )
     codec = load_autoencoder(d.latent)
     if (codec.low, codec.high) != (d.low, d.high):
         raise ValueError(
