@@ -9,6 +9,7 @@ default of every sampling option, and the registry entry of its sampler reads wh
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Callable, Sequence
 
 import torch
@@ -97,6 +98,10 @@ def generate_images(
 ) -> torch.Tensor:
     """Float images (N, C, H, W) in the data range at the dataset's size (padding cropped).
 
+    A latent model (trained.codec) samples latents and decodes them here, once, so every
+    sampler, guidance and every metric downstream sees images; `on_step` then receives x0_hat
+    decoded to images (x_t stays a latent).
+
     seeds: one per image (default: sample.seed + k for k < sample.n). labels: the class of
     each image for a conditional model (default: image k asks for class k mod C), guided with
     scale sample.guidance. The noise is drawn on the model's device; the network runs under
@@ -124,6 +129,17 @@ def generate_images(
         with _autocast(bf16, device):
             return predict(x_t, t, *y).float()
 
+    codec = trained.codec
+    if codec is not None and sample.clip_x0:
+        raise ValueError(
+            "--clip-x0: a latent model's x0 is a latent, which has no data range; drop the flag"
+        )
+    if codec is not None and on_step is not None:
+        user_on_step = on_step
+
+        def on_step(info):  # the caller's metric sees images, as with a pixel model
+            return user_on_step(dataclasses.replace(info, x0_hat=codec.decode(info.x0_hat)))
+
     was_training = model.training
     model.eval()
 
@@ -143,4 +159,12 @@ def generate_images(
         )
     finally:
         model.train(was_training)
+    if codec is not None:
+        images = decode_latents(codec, images, batch_size=sample.batch_size)
     return crop_padding(images, trained.pad)
+
+
+def decode_latents(codec, latents: torch.Tensor, *, batch_size: int) -> torch.Tensor:
+    """Scaled latents (N, c, h, w) -> float32 images (N, C, H, W), `batch_size` at a time."""
+    chunks = [codec.decode(latents[i : i + batch_size]) for i in range(0, len(latents), batch_size)]
+    return torch.cat(chunks) if chunks else latents

@@ -21,6 +21,7 @@ COMMANDS = {
     "eval": "difflab.cli.evaluate",
     "ema": "difflab.cli.ema",
     "classifier": "difflab.cli.classifier",
+    "autoencoder": "difflab.cli.autoencoder",
     "runs": "difflab.cli.runs",
     "board": "difflab.cli.board",
     "data": "difflab.cli.data",

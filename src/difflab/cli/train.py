@@ -47,6 +47,12 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
         "the suggested --train.lr (no run folder is made)",
     )
     parser.add_argument("--no-progress", action="store_true", help="plain log lines, no bars")
+    parser.add_argument(
+        "--latent",
+        metavar="AE_MODEL",
+        help="latent diffusion: short for --data.latent AE_MODEL (a folder from `difflab "
+        "autoencoder train`); sample and eval then decode through it",
+    )
     add_config_arguments(parser)
     parser.set_defaults(handler=run)
 
@@ -166,6 +172,8 @@ def run(args: argparse.Namespace) -> int:
         json.dump(found if args.json else {"suggestion": found["suggestion"]}, sys.stdout)
         print()
         return 0
+    if args.latent is not None:  # the same flag as --data.latent
+        setattr(args, "cfg:data.latent", args.latent)
     if args.resume_notify and not args.resume:
         raise ValueError("--resume-notify only applies with --resume RUN_DIR")
     run_dir = None  # a new run's folder is made once its data loaded (no orphan on bad --data.*)

@@ -84,9 +84,19 @@ class DataConfig:
     high: float = option(0.5, "pixel value that white maps to")
     pad: int = option(0, "zero-pixels of padding on each side (2 turns 28x28 into 32x32)")
     limit: int | None = option(None, "use only the first N training images (quick runs, tests)")
+    latent: str | None = option(
+        None,
+        "latent diffusion (Rombach et al. 2022): a folder from `difflab autoencoder train`; the "
+        "images are encoded once and the model trains on their scaled latents (None: pixels)",
+    )
 
     def __post_init__(self) -> None:
         _require(bool(self.dataset.strip()), "--data.dataset", "must not be empty")
+        _require(
+            self.latent is None or self.pad == 0,
+            "--data.pad",
+            "must be 0 with --data.latent (the autoencoder pads and crops its images itself)",
+        )
         _require(
             math.isfinite(self.low) and math.isfinite(self.high), "--data.low", "must be finite"
         )

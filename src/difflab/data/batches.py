@@ -17,6 +17,9 @@ from difflab.data.scaling import as_uint8_tensor, scale_images
 class InMemoryBatches:
     """Batches `(x, y)` of preloaded images: x float32 (B, C, H', W') in [low, high], y int64.
 
+    uint8 images are scaled to [low, high] and padded; a float tensor (e.g. latents) is used
+    as it is.
+
     With `world_size > 1` (DDP) each rank takes every world_size-th index of the same epoch
     permutation, so the ranks' samples are disjoint. drop_last=True drops the tail that does not
     fill a batch on every rank; drop_last=False pads the permutation with its first indices so
@@ -39,11 +42,14 @@ class InMemoryBatches:
         world_size: int = 1,
         device: torch.device | str | None = None,
     ) -> None:
-        images = as_uint8_tensor(images_uint8)
+        # float tensors are taken as they are (latents, already scaled): low/high/pad unused
+        floats = torch.is_tensor(images_uint8) and images_uint8.is_floating_point()
+        images = images_uint8 if floats else as_uint8_tensor(images_uint8)
         if images.ndim != 4:
             raise ValueError(f"images must be (N, C, H, W), got shape {tuple(images.shape)}")
         check_options(len(images), batch_size=batch_size, rank=rank, world_size=world_size)
-        self.x = scale_images(images, low, high, pad).to(device)  # (N, C, H', W') float32
+        x = images.float().contiguous() if floats else scale_images(images, low, high, pad)
+        self.x = x.to(device)  # (N, C, H', W') float32
         self.y = None if labels is None else as_labels(labels, len(images)).to(device)
         self.batch_size, self.shuffle, self.seed, self.drop_last = (
             batch_size,

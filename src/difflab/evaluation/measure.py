@@ -49,9 +49,7 @@ def dataset_evaluator(
 def trained_dataset(trained: TrainedModel) -> tuple[str, str | None, tuple[int, int, int]]:
     """(dataset, data root, image shape at the dataset's size) that a model was trained on."""
     data = trained.meta.get("run_config", {}).get("data", {})
-    c, h, w = trained.image_shape
-    pad = trained.pad
-    return data.get("dataset", "fashion_mnist"), data.get("root"), (c, h - 2 * pad, w - 2 * pad)
+    return data.get("dataset", "fashion_mnist"), data.get("root"), trained.output_shape
 
 
 def measure(evaluator: Any, pixels: Any, *, kid: bool) -> dict[str, Any]:

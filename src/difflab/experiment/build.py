@@ -21,21 +21,27 @@ _WITH_TEST_SPLIT = ("fashion_mnist", "mnist", "cifar10")
 class Data(NamedTuple):
     train: Any
     valid: Any | None
-    image_shape: tuple[int, int, int]  # (C, H, W) as the network sees it, padding included
+    image_shape: tuple[int, int, int]  # (C, H, W) as the network sees it (padded, or latent)
     classes: list[str]  # the dataset's class names (label k is classes[k])
+    codec: Any = None  # a latent run's autoencoder (io.autoencoder.LatentCodec), else None
 
 
 def build_data(
     config: RunConfig, *, rank: int = 0, world_size: int = 1, validate: bool = True
 ) -> Data:
-    """Training batches, validation batches (or None), image shape and class names."""
+    """Training batches, validation batches (or None), image shape and class names; with
+    --data.latent the images are encoded once into scaled latents, and the shape is theirs."""
     from difflab.data import InMemoryBatches, load_images
+    from difflab.experiment.latent import encode_images, latent_codec
 
     d, t = config.data, config.train
+    codec = latent_codec(config)
     train = load_images(d.dataset, "train", root=d.root)
     images, labels = train.images, train.labels
     if d.limit is not None:
         images, labels = images[: d.limit], labels[: d.limit]
+    if codec is not None:
+        images = encode_images(codec, images, what="training")
     common = {"low": d.low, "high": d.high, "pad": d.pad, "rank": rank, "world_size": world_size}
     train_batches = InMemoryBatches(
         images, labels, batch_size=t.batch_size, shuffle=True, seed=t.seed, drop_last=True,
@@ -45,13 +51,16 @@ def build_data(
     if validate and d.dataset in _WITH_TEST_SPLIT:
         test = load_images(d.dataset, "test", root=d.root)
         n_valid = min(len(test.images), max(1024, (d.limit or 0) // 6))
+        valid_images = test.images[:n_valid]
+        if codec is not None:
+            valid_images = encode_images(codec, valid_images, what="validation")
         valid_batches = InMemoryBatches(
-            test.images[:n_valid], test.labels[:n_valid], batch_size=512, shuffle=False,
+            valid_images, test.labels[:n_valid], batch_size=512, shuffle=False,
             drop_last=False, **common,
         )  # fmt: skip
     c, h, w = images.shape[1:]
     shape = (int(c), int(h + 2 * d.pad), int(w + 2 * d.pad))
-    return Data(train_batches, valid_batches, shape, list(train.classes))
+    return Data(train_batches, valid_batches, shape, list(train.classes), codec)
 
 
 def resolved_with_data(config: RunConfig, data: Data) -> RunConfig:
@@ -169,9 +178,12 @@ def sampling_callbacks(config: RunConfig, run_dir: Path, image_shape) -> list:
 
         c, h, w = image_shape
         pad = config.data.pad  # the feature model sees images at the dataset's own size
-        evaluator = dataset_evaluator(
-            config.data.dataset, (c, h - 2 * pad, w - 2 * pad), data_root=config.data.root
-        )
+        shape = (c, h - 2 * pad, w - 2 * pad)
+        if config.data.latent is not None:  # the decoded images' shape
+            from difflab.io.autoencoder import load_autoencoder
+
+            shape = load_autoencoder(config.data.latent).image_shape
+        evaluator = dataset_evaluator(config.data.dataset, shape, data_root=config.data.root)
         callbacks.append(EvalCB(config, image_shape, evaluator, every=t.eval_every, n=t.eval_n))
     return callbacks
 
@@ -197,7 +209,7 @@ def build_learner(
     if data is None:
         data = build_data(config, rank=rank, world_size=world_size, validate=validate)
     config = resolved_with_data(config, data)
-    train_batches, valid_batches, image_shape, _ = data
+    train_batches, valid_batches, image_shape = data.train, data.valid, data.image_shape
     model = build_model(config, image_shape)
     if world_size > 1:  # same weights on every rank (above), but each rank its own noise
         torch.manual_seed(t.seed + rank)

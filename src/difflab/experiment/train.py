@@ -63,6 +63,7 @@ class SaveModelCB(Callback):
     def __init__(self, config: RunConfig, classes: list[str]) -> None:
         self.config, self.classes = config, classes
         self.image_shape: tuple[int, int, int] | None = None  # known once the data is built
+        self.autoencoder: dict | None = None  # a latent run's autoencoder record
 
     def after_fit(self, learn: Any) -> None:
         from difflab.training import eval_model
@@ -70,7 +71,7 @@ class SaveModelCB(Callback):
         if learn.is_main_process:
             path = save_trained(
                 learn.run_dir, eval_model(learn), self.config, self.image_shape,
-                classes=self.classes,
+                classes=self.classes, autoencoder=self.autoencoder,
             )  # fmt: skip
             learn.report_file("model", path, "artifact")
 
@@ -134,6 +135,7 @@ def train_experiment(
         )
         extra = [TrackingCallback(trackers), *notify_callbacks(config)]
     save, last = SaveModelCB(config, data.classes), LastValues()
+    save.autoencoder = data.codec.record() if data.codec is not None else None
     learn, save.image_shape = build_learner(
         config, run_dir, data=data, rank=rank, world_size=world_size, progress=progress,
         callbacks=[*extra, save, last, *callbacks],

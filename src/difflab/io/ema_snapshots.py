@@ -169,5 +169,7 @@ def export_posthoc_model(
     model.load_state_dict(state)  # checks that the snapshots fit the run's network
     config = config_from_dict(trained.meta["run_config"])
     image_shape = trained.image_shape
-    new_meta = {**model_meta(config, model, image_shape), "posthoc_ema": info}
+    autoencoder = trained.meta.get("autoencoder")  # a latent model keeps its autoencoder
+    meta = model_meta(config, model, image_shape, autoencoder=autoencoder)
+    new_meta = {**meta, "posthoc_ema": info}
     return save_model(out, model.state_dict(), new_meta), info

@@ -3,7 +3,10 @@
 Format "difflab-model/1": `model.safetensors` (EMA weights) beside `model.json` holding
 `unet` (the architecture, with its `kind`), `image_shape` (C, H, W) as trained, `run_config`
 (the resolved RunConfig: schedule, objective, data range, padding) and `weights_sha256`.
-Every field is checked before use, and a bad one is named in a one-line error.
+A latent model (trained with --data.latent) also records `autoencoder`: the path, sha256,
+scale factor and shapes of the autoencoder it samples through (io/autoencoder.py); its
+`image_shape` is then the latent shape. Every field is checked before use, and a bad one is
+named in a one-line error.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import torch
 
 from difflab.config import RunConfig, config_from_dict, config_to_dict
 from difflab.diffusion import Schedule, schedule_from_config
+from difflab.io.autoencoder import LatentCodec, codec_for_record, load_autoencoder
 from difflab.io.model_file import load_model_file, resolve_model_path, save_model
 
 MODEL_FORMAT = "difflab-model/1"
@@ -26,7 +30,8 @@ class TrainedModel:
     """A network ready to sample from, with what it needs to know about its data.
 
     image_shape is the shape the network sees (padding included); `pad` pixels on each side
-    are cropped before images are shown or measured.
+    are cropped before images are shown or measured. A latent model has a `codec`: the network
+    sees latents of image_shape, and generate_images decodes them to images of output_shape.
     """
 
     model: torch.nn.Module
@@ -38,6 +43,15 @@ class TrainedModel:
     pad: int = 0
     meta: dict[str, Any] = field(default_factory=dict)
     sigma_data: float | None = None  # an "edm" model's data std (diffusion.sigma_data)
+    codec: LatentCodec | None = None  # a latent model's autoencoder (None: pixel space)
+
+    @property
+    def output_shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of the images it makes: the dataset's size, padding cropped, decoded."""
+        if self.codec is not None:
+            return self.codec.image_shape
+        c, h, w = self.image_shape
+        return (c, h - 2 * self.pad, w - 2 * self.pad)
 
     @property
     def classes(self) -> list[str]:
@@ -55,13 +69,21 @@ def build_schedule(config: RunConfig) -> Schedule:
 
 
 def trained_model(
-    model: torch.nn.Module, config: RunConfig, image_shape, *, meta: dict | None = None
+    model: torch.nn.Module,
+    config: RunConfig,
+    image_shape,
+    *,
+    meta: dict | None = None,
+    codec: LatentCodec | None = None,
 ) -> TrainedModel:
-    """The TrainedModel of a network trained with `config` (also mid-training, for grids)."""
+    """The TrainedModel of a network trained with `config` (also mid-training, for grids);
+    a latent config's autoencoder is loaded from --data.latent unless `codec` is given."""
     d = config.data
+    if codec is None and d.latent is not None:
+        codec = load_autoencoder(d.latent)
     return TrainedModel(
         model, build_schedule(config), config.diffusion.objective, tuple(image_shape),
-        d.low, d.high, d.pad, dict(meta or {}), config.diffusion.sigma_data,
+        d.low, d.high, d.pad, dict(meta or {}), config.diffusion.sigma_data, codec,
     )  # fmt: skip
 
 
@@ -70,9 +92,12 @@ def model_meta(
     model: torch.nn.Module,
     image_shape: tuple[int, ...],
     classes: list[str] | None = None,
+    *,
+    autoencoder: dict | None = None,
 ) -> dict:
     """What model.json records: enough to rebuild the network and sample from it; a
-    conditional model's class names too (label k is classes[k])."""
+    conditional model's class names too (label k is classes[k]); a latent model's autoencoder
+    (`autoencoder`, else read from --data.latent)."""
     meta = {
         "format": MODEL_FORMAT,
         "unet": model.config(),
@@ -81,6 +106,8 @@ def model_meta(
     }
     if getattr(model, "null_class", None) is not None:
         meta["classes"] = list(classes or [])
+    if config.data.latent is not None:
+        meta["autoencoder"] = autoencoder or load_autoencoder(config.data.latent).record()
     return meta
 
 
@@ -91,9 +118,10 @@ def save_trained(
     image_shape: tuple[int, ...],
     *,
     classes: list[str] | None = None,
+    autoencoder: dict | None = None,
 ) -> Path:
     """model.safetensors + model.json into `folder`; returns the weights' path."""
-    meta = model_meta(config, model, image_shape, classes)
+    meta = model_meta(config, model, image_shape, classes, autoencoder=autoencoder)
     return save_model(folder, model.state_dict(), meta)
 
 
@@ -136,7 +164,10 @@ def load_trained(path: str | Path, *, device: str | torch.device = "cpu") -> Tra
             f"({first[0].strip()}); was model.json edited or paired with another model's "
             "weights? Re-export the model"
         ) from err
-    trained = trained_model(model, config, meta["image_shape"], meta=meta)
+    codec = None
+    if config.data.latent is not None or "autoencoder" in meta:
+        codec = codec_for_record(meta.get("autoencoder"), where)
+    trained = trained_model(model, config, meta["image_shape"], meta=meta, codec=codec)
     model.to(device).eval()
     return trained
 
