@@ -2,11 +2,14 @@
 
     python benchmarks/bench_unet.py                  # fmnist-cpu vs diffusers, fp32 and bf16
     python benchmarks/bench_unet.py --presets all    # the preset table (params, GFLOP, img/s, MFU)
+    python benchmarks/bench_unet.py --compile        # + difflab's presets under torch.compile
 
 A training step = forward, MSE loss, backward, AdamW step, on a batch of 28x28 1-channel
 images (32x32 3-channel for cifar10). FLOPs come from torch's FlopCounterMode (convolutions,
 matmuls, attention; forward + backward). MFU = achieved FLOP/s over the matmul peak of the
-same dtype, measured in the same run. The cases are timed round-robin (one step of each, over
+same dtype, measured in the same run; a compiled case (`--compile`, what `--train.compile` does) is timed after its first
+step, which compiles or loads its kernels from difflab's on-disk cache (the seconds it took are
+reported). The cases are timed round-robin (one step of each, over
 and over) and reported as medians, so load from other processes hits all of them alike.
 """
 
@@ -16,6 +19,7 @@ import argparse
 import json
 import statistics
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,6 +40,7 @@ class Case:
     params: int = 0
     flops_per_img: float = 0.0
     times: list[float] = field(default_factory=list)
+    setup_s: float = 0.0  # a compiled case's first step (compile, or load from the cache)
 
 
 def build_model(spec: str, in_channels: int):
@@ -51,7 +56,7 @@ def build_model(spec: str, in_channels: int):
     return build_diffusers_unet(width=int(arg), in_channels=in_channels)
 
 
-def make_case(spec, dtype, *, batch, size, in_channels, channels_last) -> Case:
+def make_case(spec, dtype, *, batch, size, in_channels, channels_last, compile=False) -> Case:
     model = build_model(spec, in_channels)
     x = torch.randn(batch, in_channels, size, size)
     if channels_last:
@@ -61,10 +66,20 @@ def make_case(spec, dtype, *, batch, size, in_channels, channels_last) -> Case:
         )
     t = torch.randint(0, 1000, (batch,))
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    step = make_train_step(model, x, t, dtype=DTYPES[dtype], optimizer=opt)
     flops = count_flops(make_train_step(model, x, t, dtype=DTYPES[dtype])) / batch
     params = sum(p.numel() for p in model.parameters())
-    return Case(f"{spec}", dtype, step, batch, params, flops)
+    setup = 0.0
+    if compile:
+        from difflab.training.compiled import compile_for_training
+
+        compile_for_training(model)
+    step = make_train_step(model, x, t, dtype=DTYPES[dtype], optimizer=opt)
+    if compile:
+        start = time.perf_counter()
+        step()
+        setup = time.perf_counter() - start
+    name = f"{spec}+compile" if compile else spec
+    return Case(name, dtype, step, batch, params, flops, setup_s=setup)
 
 
 def matmul_case(dtype: str, n: int = 2048) -> Case:
@@ -102,6 +117,9 @@ def parse_args(argv=None):
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--dtypes", default="fp32,bf16")
     p.add_argument("--channels-last", action="store_true", help="channels_last models and inputs")
+    p.add_argument(
+        "--compile", action="store_true", help="also difflab's presets under torch.compile"
+    )
     p.add_argument("--json", type=Path, help="also write the results as JSON here")
     return p.parse_args(argv)
 
@@ -124,10 +142,13 @@ def build_cases(args) -> list[Case]:
         cases.append(matmul_case(dtype))
         for spec in specs:
             rgb = spec == "difflab:cifar10"
-            cases.append(
-                make_case(spec, dtype, batch=args.batch, size=32 if rgb else 28,
-                          in_channels=3 if rgb else 1, channels_last=args.channels_last)
-            )  # fmt: skip
+            compiles = (False, True) if args.compile and spec.startswith("difflab:") else (False,)
+            for compiled in compiles:
+                cases.append(
+                    make_case(spec, dtype, batch=args.batch, size=32 if rgb else 28,
+                              in_channels=3 if rgb else 1, channels_last=args.channels_last,
+                              compile=compiled)
+                )  # fmt: skip
     return cases
 
 
@@ -145,6 +166,8 @@ def summarise(cases: list[Case]) -> list[dict]:
                 "GFLOP/s": round(c.flops_per_img * c.batch / sec / 1e9, 1),
                 "MFU": round(c.flops_per_img * c.batch / sec / peaks[c.dtype], 3),
             }
+            if c.setup_s:
+                row["compile_s"] = round(c.setup_s, 1)
         else:
             row |= {"GFLOP/s": round(peaks[c.dtype] / 1e9, 1), "MFU": 1.0}
         row["spread"] = f"{min(c.times) / sec:.2f}-{max(c.times) / sec:.2f}"
@@ -173,6 +196,7 @@ def main(argv=None) -> int:
     time_round_robin(cases, repeats=args.repeats, warmup=args.warmup)
     rows = summarise(cases)
     cols = ["model", "dtype", "batch", "params_M", "GFLOP/img", "img/s", "GFLOP/s", "MFU", "spread"]
+    cols += ["compile_s"] if args.compile else []
     print(format_table(rows, cols))
     print_ratios(rows)
     if args.json:

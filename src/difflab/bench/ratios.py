@@ -47,17 +47,17 @@ def unet_ratios(rows: list[dict]) -> list[Ratio]:
     out: list[Ratio] = []
     for dtype in dict.fromkeys(r["dtype"] for r in rows):
         models = [r for r in rows if r["dtype"] == dtype and "img/s" in r]
-        ours = next(r for r in models if r["model"].startswith("difflab:"))
         peers = [r for r in models if r["model"].startswith("diffusers:")]
         if not peers:
             continue
-        by_params = _closest(peers, "params_M", ours["params_M"])
-        by_flops = _closest(peers, "GFLOP/img", ours["GFLOP/img"])
-        if by_params is by_flops:
-            out += _unet_pair(ours, by_params, dtype, "matched params and FLOPs")
-            continue
-        for how, peer in (("matched params", by_params), ("matched FLOPs", by_flops)):
-            out += _unet_pair(ours, peer, dtype, how)
+        for ours in (r for r in models if r["model"].startswith("difflab:")):  # eager, compiled
+            by_params = _closest(peers, "params_M", ours["params_M"])
+            by_flops = _closest(peers, "GFLOP/img", ours["GFLOP/img"])
+            if by_params is by_flops:
+                out += _unet_pair(ours, by_params, dtype, "matched params and FLOPs")
+                continue
+            for how, peer in (("matched params", by_params), ("matched FLOPs", by_flops)):
+                out += _unet_pair(ours, peer, dtype, how)
     return out
 
 
@@ -65,7 +65,7 @@ def _unet_pair(ours: dict, peer: dict, dtype: str, how: str) -> list[Ratio]:
     name = f"diffusers {peer['model'].split(':')[1]}ch ({peer['params_M']}M, {how})"
     model = ours["model"].split(":")[1]
     common = {"benchmark": "unet", "peer_name": name}
-    mfu_target = "MFU >= 0.60 of bf16 peak" if dtype == "bf16" else ""
+    mfu_target = "MFU >= 0.40 of bf16 peak at batch 64" if dtype == "bf16" else ""
     return [
         Ratio(measure=f"{model} train img/s {dtype}", unit="img/s", difflab=ours["img/s"],
               peer=peer["img/s"], better="higher", **common),

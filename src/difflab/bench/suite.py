@@ -45,8 +45,8 @@ BENCHMARKS: dict[str, Benchmark] = {
             "unet", "bench_unet.py",
             "training step img/s, FLOPs/img and MFU: difflab UNet vs diffusers UNet2DModel",
             {"smoke": ("--batch", "4", "--repeats", "1", "--warmup", "0", "--dtypes", "fp32"),
-             "quick": ("--batch", "64", "--repeats", "3", "--warmup", "1"),
-             "full": ()},
+             "quick": ("--batch", "64", "--repeats", "3", "--warmup", "1", "--compile"),
+             "full": ("--compile",)},
             ratios.unet_ratios, json_file=True,
         ),
         Benchmark(

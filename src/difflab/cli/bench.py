@@ -11,7 +11,8 @@ from typing import Any
 DESCRIPTION = """\
 Run the benchmark suite of the source checkout (benchmarks/*.py), each script measuring
 difflab and its peer on the same work in one process, and print one table of ratios:
-  unet      training step img/s, FLOPs/img and MFU vs diffusers UNet2DModel (fp32, bf16)
+  unet      training step img/s, FLOPs/img and MFU vs diffusers UNet2DModel (fp32, bf16;
+            eager and torch.compile, whose first run on a machine compiles for minutes)
   levers    each speed lever of a training step (bf16, channels_last, AdamW kernels,
             torch.compile, batch, widths, fused attention) vs the step without it
   samplers  sampler arithmetic per step vs diffusers' scheduler loops

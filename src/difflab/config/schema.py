@@ -223,7 +223,12 @@ class TrainConfig:
     sample_every: int = option(1, "write a sample grid every N epochs (0: never)")
     eval_every: int = option(0, "compute FID every N epochs during training (0: never)")
     eval_n: int = option(512, "samples per FID during training")
-    compile: bool = option(False, "torch.compile the model (pays off on long runs)")
+    compile: bool = option(
+        False,
+        "torch.compile the model: 1.07-1.11x the img/s on a 2-core CPU; the first run on a machine "
+        "compiles for ~1.5 min (counted in --train.minutes), later runs load the kernels from "
+        "~/.cache/difflab/torchinductor in seconds",
+    )
     cond_drop: float = option(
         0.1,
         "conditional models: share of labels replaced by the null class while training, so one "

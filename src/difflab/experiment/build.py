@@ -214,7 +214,9 @@ def build_learner(
     if world_size > 1:  # same weights on every rank (above), but each rank its own noise
         torch.manual_seed(t.seed + rank)
     if t.compile:
-        model.compile()  # in place: state_dict keys stay those of the plain module
+        from difflab.training.compiled import compile_for_training
+
+        compile_for_training(model)  # in place, kernels cached on disk between runs
     every = recipe_callbacks(config, run_dir, progress=progress)
     every += sampling_callbacks(config, run_dir, image_shape)
     optimizer = partial(torch.optim.AdamW, weight_decay=t.weight_decay, foreach=True)
