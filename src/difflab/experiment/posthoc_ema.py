@@ -80,6 +80,9 @@ def plot_sweep(table: dict[str, Any], path: Path) -> Path:
             label="post-hoc EMA")  # fmt: skip
     ax.axhline(table["trained_ema_fid"], color="grey", ls="--", label="run's EMA (fixed decay)")
     ax.set(xlabel="sigma_rel (EMA width / training length)", ylabel="FID", xscale="log")
+    widths = [r["sigma_rel"] for r in rows]  # label the measured widths, not log-scale minors
+    ax.set_xticks(widths, [f"{w:g}" for w in widths], minor=False)
+    ax.set_xticks([], minor=True)
     ax.set_title(f"n={table['n']}, {table['sampler']} {table['steps']} steps", fontsize=8)
     ax.legend(fontsize=7)
     fig.tight_layout()
