@@ -225,9 +225,11 @@ class TrainConfig:
     eval_n: int = option(512, "samples per FID during training")
     compile: bool = option(
         False,
-        "torch.compile the model: 1.07-1.11x the img/s on a 2-core CPU; the first run on a machine "
-        "compiles for ~1.5 min (counted in --train.minutes), later runs load the kernels from "
-        "~/.cache/difflab/torchinductor in seconds",
+        "torch.compile the model, kernels cached in ~/.cache/difflab/torchinductor (the first run "
+        "on a machine compiles for 1-2 min, counted in --train.minutes). Experimental, not for "
+        "results: the step alone runs 1.07-1.13x faster (difflab bench), but a 30-min run on "
+        "one core trained slower, to a higher loss and FID 10.1 against ~1.0 eager "
+        "(docs/results.md)",
     )
     cond_drop: float = option(
         0.1,
