@@ -7,9 +7,9 @@
 A training step = forward, MSE loss, backward, AdamW step, on a batch of 28x28 1-channel
 images (32x32 3-channel for cifar10). FLOPs come from torch's FlopCounterMode (convolutions,
 matmuls, attention; forward + backward). MFU = achieved FLOP/s over the matmul peak of the
-same dtype, measured in the same run; a compiled case (`--compile`, what `--train.compile` does) is timed after its first
-step, which compiles or loads its kernels from difflab's on-disk cache (the seconds it took are
-reported). The cases are timed round-robin (one step of each, over
+same dtype, measured in the same run; a compiled case (`--compile`, as `--train.compile` runs
+it) is timed after its first step, which compiles or loads its kernels from difflab's on-disk
+cache (the seconds it took are reported). The cases are timed round-robin (one step of each, over
 and over) and reported as medians, so load from other processes hits all of them alike.
 """
 

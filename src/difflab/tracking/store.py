@@ -18,11 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from difflab.tracking.index_errors import DamagedIndexError, index_errors
 from difflab.tracking.liveness import live_status
 from difflab.tracking.paths import OutsideFolderError, inside
 from difflab.tracking.run_folder import read_run_config
 
 log = logging.getLogger(__name__)
+
+__all__ = ["DamagedIndexError", "RunStore", "index_errors"]
 
 INDEX_FILE = "runs.sqlite"
 STATUS_FILE = "run.json"
@@ -46,30 +49,6 @@ CREATE TABLE IF NOT EXISTS artifacts (
     step INTEGER NOT NULL, name TEXT NOT NULL, kind TEXT NOT NULL, path TEXT NOT NULL,
     PRIMARY KEY (run_id, path));
 """
-
-
-class DamagedIndexError(ValueError):
-    """runs.sqlite cannot be read; `difflab runs reindex` rebuilds it from the run folders."""
-
-    def __init__(self, path: Path, err: BaseException) -> None:
-        busy = "locked" in str(err) or "busy" in str(err)
-        fix = (
-            "another process holds it; try again when it is done"
-            if busy
-            else f"run `difflab runs reindex --runs-dir {path.parent}` to move it aside and "
-            "rebuild it from the run folders"
-        )
-        super().__init__(f"{path}: {'busy' if busy else 'damaged'} run index ({err}); {fix}")
-        self.path, self.busy, self.reason = path, busy, str(err)
-
-
-@contextmanager
-def index_errors(path: Path) -> Iterator[None]:
-    """Turn SQLite's errors about `path` into DamagedIndexError (one line that says the fix)."""
-    try:
-        yield
-    except sqlite3.DatabaseError as err:
-        raise DamagedIndexError(path, err) from None
 
 
 @dataclass(frozen=True)

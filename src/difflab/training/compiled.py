@@ -50,11 +50,6 @@ def compile_for_training(model: nn.Module) -> dict:
     os.environ[CACHE_VARIABLE] = str(cache)  # inductor reads it when it first compiles
     warm = cache.is_dir() and any(cache.iterdir())
     model.compile()
-    log.warning(
-        "--train.compile is experimental: a 30-minute fmnist-cpu run compiled this way trained "
-        "to a higher loss and FMNIST-FID 10.1 against 0.96-1.04 eager (docs/results.md); "
-        "cause not found, do not use it for results"
-    )
     log.info(
         "torch.compile: kernel cache %s (%s)",
         cache,
