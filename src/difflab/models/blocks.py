@@ -98,7 +98,31 @@ class Upsample(nn.Module):
         self.conv = nn.Conv2d(in_ch, out_ch, 3, padding=1)
 
     def forward(self, x: Tensor, size: tuple[int, int]) -> Tensor:
-        return self.conv(F.interpolate(x, size=size, mode="nearest"))
+        return self.conv(nearest_upsample(x, size))
+
+
+def nearest_upsample(x: Tensor, size: tuple[int, int]) -> Tensor:
+    """F.interpolate(x, size, mode="nearest"), written as a broadcast for the sizes the UNet
+    uses: 2n, or 2n - 1 after an odd size was rounded up on the way down.
+
+    Why not F.interpolate: torch.compile (inductor, torch 2.13 CPU) zeroed the gradient through
+    it inside the whole UNet under bf16 autocast, so nothing below the top level learned
+    (tests/test_compiled.py); the broadcast has a plain backward (a sum).
+    Nearest picks source floor(d * n / out); for out = 2n that is floor(d / 2), and for
+    out = 2n - 1 it is floor(d / 2) too (d <= 2n - 2), so repeating each pixel twice and
+    cropping to `size` is the same map.
+    """
+    b, c, h, w = x.shape
+    out_h, out_w = int(size[0]), int(size[1])
+    if out_h not in (2 * h, 2 * h - 1) or out_w not in (2 * w, 2 * w - 1):
+        return F.interpolate(x, size=(out_h, out_w), mode="nearest")
+    if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+        # repeat in (B, H, W, C) memory order, so the result stays channels_last
+        nhwc = x.permute(0, 2, 3, 1)[:, :, None, :, None]
+        doubled = nhwc.expand(b, h, 2, w, 2, c).reshape(b, 2 * h, 2 * w, c).permute(0, 3, 1, 2)
+    else:
+        doubled = x[:, :, :, None, :, None].expand(b, c, h, 2, w, 2).reshape(b, c, 2 * h, 2 * w)
+    return doubled[:, :, :out_h, :out_w]
 
 
 # --- Multi-head self-attention over pixels: Vaswani et al. 2017 eq. 1,
