@@ -35,6 +35,17 @@ def test_onecycle_matches_torch_onecycle_lr():
     assert onecycle_lr(0, total, max_lr=max_lr) == pytest.approx(max_lr / 25)
 
 
+@pytest.mark.parametrize(("total", "pct"), [(10, 0.1), (20, 0.05), (4, 0.25)])
+def test_onecycle_warmup_of_one_step_starts_at_the_peak(total, pct):
+    # pct * total = 1: torch's OneCycleLR divides by zero here (a 640-image run of 10 steps
+    # crashed); the curve starts at max_lr and anneals to max_lr / 25 / 1e4 on the last step
+    lrs = [onecycle_lr(step, total, max_lr=0.1, pct_start=pct) for step in range(total)]
+    assert lrs[0] == pytest.approx(0.1)
+    assert all(a > b for a, b in zip(lrs, lrs[1:]))
+    assert lrs[-1] == pytest.approx(0.1 / 25 / 1e4)
+    assert onecycle_momentum(0, total, pct_start=pct) == pytest.approx(0.85)  # beta1 at its low
+
+
 def test_cosine_with_warmup_closed_form():
     total, warm, lr = 100, 10, 2.0
     assert cosine_warmup_lr(0, total, max_lr=lr, warmup_steps=warm) == 0.0
