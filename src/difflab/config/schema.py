@@ -225,11 +225,10 @@ class TrainConfig:
     eval_n: int = option(512, "samples per FID during training")
     compile: bool = option(
         False,
-        "torch.compile the model, kernels cached in ~/.cache/difflab/torchinductor (the first run "
-        "on a machine compiles for 1-2 min, counted in --train.minutes). Experimental, not for "
-        "results: the step alone runs 1.07-1.13x faster (difflab bench), but a 30-min run on "
-        "one core trained slower, to a higher loss and FID 10.1 against ~1.0 eager "
-        "(docs/results.md)",
+        "torch.compile the model, kernels cached in ~/.cache/difflab/torchinductor: the first "
+        "run on a machine compiles for 1-2 min (counted in --train.minutes), later runs load "
+        "in seconds. 30 min of fmnist-cpu on one bf16 core: 1.10x the images per second and "
+        "15% more steps than eager, FID 1.244 against 1.303 (docs/results.md)",
     )
     cond_drop: float = option(
         0.1,

