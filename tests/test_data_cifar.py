@@ -3,7 +3,6 @@ folder and a .tar.gz, and refused (never unpickled) when the pickle names other 
 
 from __future__ import annotations
 
-import hashlib
 import os
 import pickle
 import struct
@@ -12,23 +11,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from data_places import isolated_places, md5  # noqa: F401 (autouse fixture)
 
 from difflab.data import DatasetError, load_images
-from difflab.data import locate as locate_module
-
-
-@pytest.fixture(autouse=True)
-def isolated_places(tmp_path, monkeypatch):
-    """No test sees the real cache, DIFFLAB_DATA or system folders unless it sets them."""
-    monkeypatch.delenv("DIFFLAB_DATA", raising=False)
-    monkeypatch.delenv("DIFFLAB_DOWNLOAD_URL", raising=False)
-    monkeypatch.setenv("DIFFLAB_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(locate_module, "SYSTEM_DIRS", ())
-
-
-def md5(path: Path) -> str:
-    return hashlib.md5(path.read_bytes()).hexdigest()
-
 
 # --- CIFAR-10 in its python pickle format, made here ---
 

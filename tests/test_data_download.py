@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import gzip
-import hashlib
 import http.server
 import pickle
 import struct
@@ -14,17 +13,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from data_places import isolated_places, md5  # noqa: F401 (autouse fixture)
 
 from difflab.data import DatasetError, fetch, load_images
-from difflab.data import locate as locate_module
-
-
-@pytest.fixture(autouse=True)
-def isolated_places(tmp_path, monkeypatch):
-    monkeypatch.delenv("DIFFLAB_DATA", raising=False)
-    monkeypatch.delenv("DIFFLAB_DOWNLOAD_URL", raising=False)
-    monkeypatch.setenv("DIFFLAB_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(locate_module, "SYSTEM_DIRS", ())
 
 
 class Handler(http.server.SimpleHTTPRequestHandler):
@@ -57,10 +48,6 @@ def server(tmp_path):
     yield f"http://127.0.0.1:{httpd.server_address[1]}/", served
     httpd.shutdown()
     httpd.server_close()
-
-
-def md5(path: Path) -> str:
-    return hashlib.md5(path.read_bytes()).hexdigest()
 
 
 def make_mnist(folder: Path, n: int = 20) -> dict[str, str]:

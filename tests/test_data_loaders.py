@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
 import os
 import struct
@@ -12,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from data_places import isolated_places, md5  # noqa: F401 (autouse fixture)
 
 from difflab.data import DatasetError, load_images
 from difflab.data import locate as locate_module
@@ -27,19 +27,6 @@ def shared_data() -> Path:
     if not (folder / "fashion-mnist").is_dir():
         pytest.fail(f"real Fashion-MNIST is missing: no {folder}/fashion-mnist (set DIFFLAB_DATA)")
     return folder
-
-
-@pytest.fixture(autouse=True)
-def isolated_places(tmp_path, monkeypatch):
-    """No test sees the real cache, DIFFLAB_DATA or system folders unless it sets them."""
-    monkeypatch.delenv("DIFFLAB_DATA", raising=False)
-    monkeypatch.delenv("DIFFLAB_DOWNLOAD_URL", raising=False)
-    monkeypatch.setenv("DIFFLAB_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(locate_module, "SYSTEM_DIRS", ())
-
-
-def md5(path: Path) -> str:
-    return hashlib.md5(path.read_bytes()).hexdigest()
 
 
 def write_idx_gz(path: Path, array: np.ndarray, *, mtime: int = 0) -> None:
