@@ -102,8 +102,8 @@ class Upsample(nn.Module):
 
 
 def nearest_upsample(x: Tensor, size: tuple[int, int]) -> Tensor:
-    """F.interpolate(x, size, mode="nearest"), written as a broadcast for the sizes the UNet
-    uses: 2n, or 2n - 1 after an odd size was rounded up on the way down.
+    """F.interpolate(x, size, mode="nearest"); under torch.compile written as a broadcast for
+    the sizes the UNet uses: 2n, or 2n - 1 after an odd size was rounded up on the way down.
 
     Why not F.interpolate: torch.compile (inductor, torch 2.13 CPU) zeroed the gradient through
     it inside the whole UNet under bf16 autocast, so nothing below the top level learned
@@ -114,7 +114,8 @@ def nearest_upsample(x: Tensor, size: tuple[int, int]) -> Tensor:
     """
     b, c, h, w = x.shape
     out_h, out_w = int(size[0]), int(size[1])
-    if out_h not in (2 * h, 2 * h - 1) or out_w not in (2 * w, 2 * w - 1):
+    eager = not torch.compiler.is_compiling()  # eager, F.interpolate is 7% faster per step
+    if eager or out_h not in (2 * h, 2 * h - 1) or out_w not in (2 * w, 2 * w - 1):
         return F.interpolate(x, size=(out_h, out_w), mode="nearest")
     if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
         # repeat in (B, H, W, C) memory order, so the result stays channels_last

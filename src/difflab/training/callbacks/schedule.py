@@ -40,8 +40,8 @@ def onecycle_at(
     """Value of a two-phase cosine one-cycle curve at `step` of `total` (torch's phases)."""
     step = min(step, total - 1)
     warm_end = float(pct_start * total) - 1.0
-    # A warm-up shorter than two steps (warm_end <= 0; torch's OneCycleLR divides by zero
-    # there) starts at the peak.
+    # A warm-up of one step or less (warm_end <= 0; at 0 torch's OneCycleLR divides by zero)
+    # starts at the peak.
     if step <= warm_end and warm_end > 0:
         return _cos_anneal(start_value, max_value, step / warm_end)
     return _cos_anneal(max_value, end_value, (step - warm_end) / (total - 1 - warm_end))
