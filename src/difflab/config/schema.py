@@ -227,8 +227,7 @@ class TrainConfig:
         False,
         "torch.compile the model, kernels cached in ~/.cache/difflab/torchinductor: the first "
         "run on a machine compiles for 1-2 min (counted in --train.minutes), later runs load "
-        "in seconds. 30 min of fmnist-cpu on one bf16 core: 1.10x the images per second and "
-        "15 per cent more steps than eager, FID 1.244 against 1.303 (docs/results.md)",
+        "in seconds. Its speed and a 30-min equal-wall-clock FID against eager: docs/results.md",
     )
     cond_drop: float = option(
         0.1,
