@@ -17,7 +17,12 @@ import torch
 from difflab.config import SampleConfig
 from difflab.data.scaling import crop_padding
 from difflab.diffusion import as_noise_predictor
-from difflab.diffusion.guidance import classifier_free_guidance, evaluations_per_step
+from difflab.diffusion.guidance import (
+    autoguidance,
+    classifier_free_guidance,
+    evaluations_per_step,
+    guided_steps,
+)
 from difflab.io.trained import TrainedModel
 from difflab.precision import AUTO, resolve_precision
 from difflab.samplers import SamplingPlan, sample_in_batches, sampler_spec
@@ -45,9 +50,51 @@ def null_class(trained: TrainedModel) -> int | None:
 
 def network_evaluations(trained: TrainedModel, sample: SampleConfig) -> int:
     """Network evaluations per image: the sampler's, twice over where guidance needs both the
-    conditional and the unconditional prediction (Ho & Salimans 2022)."""
+    conditional and the unconditional prediction (Ho & Salimans 2022), plus one per step that
+    autoguidance guides (the guide model's)."""
+    plan = sampling_plan(trained, sample)
     per_call = 1 if null_class(trained) is None else evaluations_per_step(sample.guidance)
-    return sampling_plan(trained, sample).evaluations * per_call
+    if sample.autoguidance == 1.0:
+        return plan.evaluations * per_call
+    return plan.evaluations + autoguided_calls(plan, sample)
+
+
+def autoguided_calls(plan: SamplingPlan, sample: SampleConfig) -> int:
+    """Model calls per image that autoguidance doubles: all of them, or with
+    --guide-interval those at a t inside it (samplers with one call per timestep only)."""
+    interval = sample.guided_timesteps()
+    if interval is None:
+        return plan.evaluations
+    if plan.evaluations != len(plan.timesteps):
+        raise ValueError(
+            f"--guide-interval: {sample.sampler} calls the model between its timesteps; "
+            "use a one-call-per-step sampler (ddim, ddpm, euler, dpmpp_2m) or no interval"
+        )
+    return guided_steps(plan.timesteps, interval)
+
+
+def with_autoguidance(predict: Callable, trained: TrainedModel, sample: SampleConfig) -> Callable:
+    """`predict` steered away from the run's guide model (Karras et al. 2024) when
+    --autoguidance is not 1; the guide sees the same x_t, t (and labels)."""
+    if sample.autoguidance == 1.0:
+        return predict
+    guide = trained.guide
+    if guide is None:
+        raise ValueError(
+            "--autoguidance: this model has no guide model (RUN/guide); train with "
+            "--train.guide-at 0.25 to write one, or sample with --autoguidance 1"
+        )
+    if null_class(trained) is not None and sample.guidance != 1.0:
+        raise ValueError(
+            "--autoguidance with --guidance: use one kind of guidance at a time "
+            "(set --guidance 1 or --autoguidance 1)"
+        )
+    predict_guide = as_noise_predictor(
+        guide.model, guide.schedule, guide.objective, sigma_data=guide.sigma_data
+    )
+    return autoguidance(
+        predict, predict_guide, scale=sample.autoguidance, t_interval=sample.guided_timesteps()
+    )
 
 
 def balanced_labels(n: int, n_classes: int) -> torch.Tensor:
@@ -124,6 +171,7 @@ def generate_images(
         if labels.min() < 0 or labels.max() >= null:
             raise ValueError(f"--class: labels must be in [0, {null - 1}]")
         predict = classifier_free_guidance(predict, null_class=null, scale=sample.guidance)
+    predict = with_autoguidance(predict, trained, sample)
 
     def predict_noise(x_t: torch.Tensor, t: torch.Tensor, *y: torch.Tensor) -> torch.Tensor:
         with _autocast(bf16, device):
@@ -142,6 +190,8 @@ def generate_images(
 
     was_training = model.training
     model.eval()
+    if trained.guide is not None:
+        trained.guide.model.eval()
 
     try:
         images = sample_in_batches(

@@ -242,6 +242,12 @@ class TrainConfig:
     posthoc_ema_sigma_rels: tuple[float, ...] = option(
         (0.05, 0.10), "relative widths of the stored EMA profiles (EDM2's 0.05 and 0.10)"
     )
+    guide_at: float = option(
+        0.0,
+        "autoguidance (Karras et al. 2024): save the EMA model when this share of the run is "
+        "done into RUN/guide, the weaker model that --sample.autoguidance steers away from "
+        "(0: off)",
+    )
 
     def __post_init__(self) -> None:
         _require(self.epochs >= 1, "--train.epochs", "must be >= 1")
@@ -271,6 +277,7 @@ class TrainConfig:
         _at_least(self.eval_every, 0, "--train.eval-every")
         _at_least(self.eval_n, 2, "--train.eval-n")  # FID needs a covariance: two images or more
         _require(0 <= self.cond_drop < 1, "--train.cond-drop", "must be in [0, 1)")
+        _require(0 <= self.guide_at < 1, "--train.guide-at", "must be in [0, 1) (0: off)")
 
 
 @dataclass(frozen=True)
@@ -307,6 +314,18 @@ class SampleConfig:
         "0 unconditional, 1 conditional (one network evaluation per step), other values two",
     )
 
+    autoguidance: float = option(
+        1.0,
+        "autoguidance scale w (Karras et al. 2024): eps_guide + w (eps - eps_guide), the guide "
+        "a weaker, less-trained version of the model (RUN/guide, see --train.guide-at); 1: off "
+        "(one network evaluation per step), other values two on the guided steps",
+    )
+    guide_interval: str = option(
+        "",
+        "autoguidance only at timesteps t_min,t_max (Kynkaanniemi et al. 2024), one evaluation "
+        "elsewhere; empty: every step",
+    )
+
     churn: float = option(
         0.0, "edm sampler: S_churn, the added noise per step (Karras et al. 2022, Algorithm 2)"
     )
@@ -328,6 +347,29 @@ class SampleConfig:
         _require(
             math.isfinite(self.guidance) and self.guidance >= 0, "--sample.guidance", "must be >= 0"
         )
+        _require(
+            math.isfinite(self.autoguidance) and self.autoguidance >= 0,
+            "--sample.autoguidance",
+            "must be >= 0",
+        )
+        _require(
+            self.guide_interval == "" or parse_interval(self.guide_interval) is not None,
+            "--sample.guide-interval",
+            f"must be two timesteps t_min,t_max with t_min <= t_max, got {self.guide_interval!r}",
+        )
+
+    def guided_timesteps(self) -> tuple[float, float] | None:
+        """(t_min, t_max) of --sample.guide-interval; None: every step."""
+        return parse_interval(self.guide_interval) if self.guide_interval else None
+
+
+def parse_interval(text: str) -> tuple[float, float] | None:
+    """ "t_min,t_max" -> (t_min, t_max), or None when it is not two ordered numbers."""
+    try:
+        low, high = (float(part) for part in text.split(","))
+    except ValueError:
+        return None
+    return (low, high) if math.isfinite(low) and math.isfinite(high) and low <= high else None
 
 
 @dataclass(frozen=True)
@@ -386,3 +428,8 @@ class RunConfig:
         _require(bool(self.runs_dir.strip()), "--runs-dir", "must not be empty")
         for tracker in filter(None, self.trackers.split(",")):
             _choice(tracker.strip(), TRACKERS, "--trackers")
+        _require(
+            self.sample.autoguidance == 1.0 or self.train.guide_at > 0,
+            "--sample.autoguidance",
+            "needs a guide model: add --train.guide-at (e.g. 0.25) so the run writes RUN/guide",
+        )

@@ -54,3 +54,53 @@ def drop_labels(y: Tensor, *, null_class: int, p: float, generator=None) -> Tens
         return y
     dropped = torch.rand(y.shape, generator=generator, device=y.device) < p
     return torch.where(dropped, torch.full_like(y, null_class), y)
+
+
+# --- Autoguidance, Karras et al. 2024 ("Guiding a Diffusion Model with a Bad Version of
+# Itself", NeurIPS; arXiv 2406.02507), Sec. 3 ---
+# The same interpolation as classifier-free guidance, D_w = D_0 + w (D_1 - D_0), but D_0 is a
+# weaker version of the main model D_1 (here: an earlier snapshot of the same run) given the
+# same input, so it works for unconditional models too. At one (x_t, t) the eps and the
+# x0 (denoiser) predictions are affine in each other with the same coefficients, so the
+# interpolation gives the same step whether it is taken in eps, x0 or v:
+#     eps~ = eps_0 + w (eps_1 - eps_0)
+# Guidance limited to an interval of noise levels (Kynkaanniemi et al. 2024, "Applying
+# Guidance in a Limited Interval", arXiv 2404.07724): outside t_min <= t <= t_max only D_1 is
+# called, one network evaluation instead of two.
+
+
+def autoguidance(
+    predict_main: Callable[..., Tensor],
+    predict_guide: Callable[..., Tensor],
+    *,
+    scale: float,
+    t_interval: tuple[float, float] | None = None,
+) -> Callable[..., Tensor]:
+    """predict(x_t, t, *y) -> eps~ guided by a weaker model; both predictors return eps.
+
+    scale w: 1 is the main model alone, 0 the guide alone, w > 1 moves away from the guide.
+    t_interval (t_min, t_max): guide only where every t of the batch lies inside it (the
+    samplers call the model with one t per batch)."""
+    if not scale >= 0:
+        raise ValueError(f"autoguidance scale must be >= 0 (--guidance), got {scale}")
+    if t_interval is not None and not t_interval[0] <= t_interval[1]:
+        raise ValueError(f"guidance interval needs t_min <= t_max, got {t_interval}")
+
+    def guided(x_t: Tensor, t: Tensor, *y: Tensor) -> Tensor:
+        inside = t_interval is None or bool(((t >= t_interval[0]) & (t <= t_interval[1])).all())
+        if scale == 1.0 or not inside:
+            return predict_main(x_t, t, *y)
+        if scale == 0.0:
+            return predict_guide(x_t, t, *y)
+        eps_0 = predict_guide(x_t, t, *y)
+        return eps_0 + scale * (predict_main(x_t, t, *y) - eps_0)
+
+    return guided
+
+
+def guided_steps(timesteps: Tensor, t_interval: tuple[float, float] | None) -> int:
+    """How many of a plan's model calls autoguidance doubles: those with t inside the interval."""
+    t = torch.as_tensor(timesteps, dtype=torch.float64)
+    if t_interval is None:
+        return int(t.numel())
+    return int(((t >= t_interval[0]) & (t <= t_interval[1])).sum())

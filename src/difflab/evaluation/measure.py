@@ -17,7 +17,7 @@ from typing import Any
 
 from difflab.config import SampleConfig
 from difflab.data.scaling import crop_padding, to_uint8
-from difflab.generation import generate_images, sampling_plan
+from difflab.generation import generate_images, network_evaluations, sampling_plan
 from difflab.io.trained import TrainedModel
 from difflab.samplers import sampler_spec
 
@@ -81,7 +81,7 @@ def sample_and_measure(
         sampler=sample.sampler,
         steps=sample.steps,
         eta=spec.settings(sample).get("eta"),  # None where the sampler has no eta
-        nfe=sampling_plan(trained, sample).evaluations,
+        nfe=network_evaluations(trained, sample),
         sampling_seconds=round(seconds, 2),
     )
     return result

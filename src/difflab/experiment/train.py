@@ -19,7 +19,7 @@ from difflab.experiment.build import (
     build_objective,
     resolved_with_data,
 )
-from difflab.io.trained import save_trained
+from difflab.io.trained import GUIDE_DIR, save_trained
 from difflab.training.callback import Callback
 
 log = logging.getLogger("difflab")
@@ -74,6 +74,50 @@ class SaveModelCB(Callback):
                 classes=self.classes, autoencoder=self.autoencoder,
             )  # fmt: skip
             learn.report_file("model", path, "artifact")
+
+
+class SaveGuideCB(Callback):
+    """Writes the EMA model once, when `at` of the run is done, into RUN/guide: the weaker
+    model of autoguidance (Karras et al. 2024: a less-trained version of the model itself).
+
+    The run's share done is the wall-clock budget's under --train.minutes, else steps done /
+    total steps. A resumed run keeps a guide it already wrote.
+    """
+
+    order = 81  # after the EMA update (30), beside SaveModelCB
+
+    def __init__(self, save: SaveModelCB, at: float) -> None:
+        if not 0 < at < 1:
+            raise ValueError(f"the guide is saved at a share of the run in (0, 1), got {at}")
+        self.save, self.at = save, at
+        self.done = False
+        self._budget: Any = None
+
+    def before_fit(self, learn: Any) -> None:
+        from difflab.training import find_callback
+        from difflab.training.callbacks.budget import WallClockBudget
+
+        self._budget = find_callback(learn, WallClockBudget)
+        self.done = (Path(learn.run_dir) / GUIDE_DIR / "model.json").is_file()
+
+    def share_done(self, learn: Any) -> float:
+        if self._budget is not None:
+            return self._budget.fraction()
+        return learn.step / max(1, learn.total_steps)
+
+    def after_batch(self, learn: Any) -> None:
+        if self.done or not learn.training or self.share_done(learn) < self.at:
+            return
+        self.done = True
+        if learn.is_main_process:
+            from difflab.training import eval_model
+
+            s = self.save
+            path = save_trained(
+                Path(learn.run_dir) / GUIDE_DIR, eval_model(learn), s.config, s.image_shape,
+                classes=s.classes, autoencoder=s.autoencoder,
+            )  # fmt: skip
+            log.info("autoguidance: wrote the guide model %s at step %d", path, learn.step)
 
 
 class LastValues(Callback):
@@ -136,6 +180,8 @@ def train_experiment(
         extra = [TrackingCallback(trackers), *notify_callbacks(config)]
     save, last = SaveModelCB(config, data.classes), LastValues()
     save.autoencoder = data.codec.record() if data.codec is not None else None
+    if config.train.guide_at:
+        extra.append(SaveGuideCB(save, config.train.guide_at))
     learn, save.image_shape = build_learner(
         config, run_dir, data=data, rank=rank, world_size=world_size, progress=progress,
         callbacks=[*extra, save, last, *callbacks],

@@ -11,7 +11,7 @@ named in a one-line error.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,8 @@ class TrainedModel:
     meta: dict[str, Any] = field(default_factory=dict)
     sigma_data: float | None = None  # an "edm" model's data std (diffusion.sigma_data)
     codec: LatentCodec | None = None  # a latent model's autoencoder (None: pixel space)
+    # autoguidance's weaker model (RUN/guide, written by --train.guide-at); None: the run has none
+    guide: TrainedModel | None = None
 
     @property
     def output_shape(self) -> tuple[int, int, int]:
@@ -169,7 +171,30 @@ def load_trained(path: str | Path, *, device: str | torch.device = "cpu") -> Tra
         codec = codec_for_record(meta.get("autoencoder"), where)
     trained = trained_model(model, config, meta["image_shape"], meta=meta, codec=codec)
     model.to(device).eval()
+    guide_folder = weights.parent / GUIDE_DIR
+    if guide_folder.is_dir() and not guide_folder.is_symlink():
+        trained = replace(trained, guide=load_guide(guide_folder, trained, device=device))
     return trained
+
+
+# The folder inside a run that holds autoguidance's weaker model (SaveGuideCB writes it).
+GUIDE_DIR = "guide"
+
+
+def load_guide(folder: Path, trained: TrainedModel, *, device) -> TrainedModel:
+    """The guide model in `folder`, checked to share the main model's images and schedule
+    (autoguidance mixes the two predictions at the same x_t and t)."""
+    guide = load_trained(folder, device=device)
+    where = f"{folder}: the autoguidance guide"
+    if guide.image_shape != trained.image_shape or guide.pad != trained.pad:
+        raise ValueError(
+            f"{where} sees images {guide.image_shape}, the model {trained.image_shape}"
+        )
+    if not torch.equal(guide.schedule.alpha_bar, trained.schedule.alpha_bar):
+        raise ValueError(f"{where} was trained on another noise schedule than the model")
+    if (guide.codec is None) != (trained.codec is None):
+        raise ValueError(f"{where} and the model differ in pixel against latent space")
+    return guide
 
 
 def _check_dtypes(state: dict[str, torch.Tensor], model: torch.nn.Module, where: str) -> None:

@@ -6,6 +6,7 @@ show the same starting noise and can be compared image by image.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -54,9 +55,9 @@ def sample_images(
     labels, ncols = class_rows(trained, n) if per_class_rows else (None, None)
     seeds = range(seed, seed + (n if labels is None else len(labels)))
     bf16 = config.train.mixed_precision == "bf16"
-    images = generate_images(
-        trained, config.sample, seeds=seeds, labels=labels, bf16=bf16, progress=False
-    )
+    # the guide model is written during the run: grids and FIDs in training show the model alone
+    sample = dataclasses.replace(config.sample, autoguidance=1.0)
+    images = generate_images(trained, sample, seeds=seeds, labels=labels, bf16=bf16, progress=False)
     return images, ncols
 
 
