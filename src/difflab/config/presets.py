@@ -24,10 +24,16 @@ PRESETS: dict[str, dict[str, Any]] = {
     "fmnist-cpu": {"model.preset": "fmnist-cpu", "train.epochs": 10},
     # The headline result (docs/results.md): the fmnist-cpu recipe for 30 minutes of training,
     # then FMNIST-FID of 2,048 DDIM-25 samples: `difflab quickstart --preset headline`.
+    # Autoguidance (docs/results.md, issue 18): the EMA model at 25% of the run guides the
+    # final one at w = 2 on the 9 of 16 DDIM steps with t <= 600: 25 network evaluations.
     "headline": {
         "model.preset": "fmnist-cpu",
         "train.minutes": 30,
         "train.epochs": 100,
+        "train.guide_at": 0.25,
+        "sample.steps": 16,
+        "sample.autoguidance": 2.0,
+        "sample.guide_interval": "0,600",
         "eval.n": 2048,
     },
     # The reference scale of the fast.ai lessons (GPU).

@@ -43,7 +43,11 @@ def quickstart(config: RunConfig, *, progress: bool = True) -> tuple[int, dict[s
     dataset, root, shape = trained_dataset(trained)
     evaluator = dataset_evaluator(dataset, shape, data_root=root)
     bf16 = resolve_precision(config.train.mixed_precision) == "bf16"  # as training ran
-    log.info("2/3 sampling a grid with %s, %d steps", config.sample.sampler, config.sample.steps)
+    guided = (
+        f", autoguidance {config.sample.autoguidance:g}" if config.sample.autoguidance != 1 else ""
+    )
+    log.info("2/3 sampling a grid with %s, %d steps%s", config.sample.sampler,
+             config.sample.steps, guided)  # fmt: skip
     grid = _save_grid(trained, config, run_dir, bf16=bf16)
     log.info("3/3 evaluating %d samples", config.eval.n)
     start = time.perf_counter()
