@@ -82,12 +82,12 @@ def autoguidance(
     t_interval (t_min, t_max): guide only where every t of the batch lies inside it (the
     samplers call the model with one t per batch)."""
     if not scale >= 0:
-        raise ValueError(f"autoguidance scale must be >= 0 (--guidance), got {scale}")
+        raise ValueError(f"autoguidance scale must be >= 0 (--autoguidance), got {scale}")
     if t_interval is not None and not t_interval[0] <= t_interval[1]:
         raise ValueError(f"guidance interval needs t_min <= t_max, got {t_interval}")
 
     def guided(x_t: Tensor, t: Tensor, *y: Tensor) -> Tensor:
-        inside = t_interval is None or bool(((t >= t_interval[0]) & (t <= t_interval[1])).all())
+        inside = t_interval is None or bool(in_interval(t, t_interval).all())
         if scale == 1.0 or not inside:
             return predict_main(x_t, t, *y)
         if scale == 0.0:
@@ -103,4 +103,9 @@ def guided_steps(timesteps: Tensor, t_interval: tuple[float, float] | None) -> i
     t = torch.as_tensor(timesteps, dtype=torch.float64)
     if t_interval is None:
         return int(t.numel())
-    return int(((t >= t_interval[0]) & (t <= t_interval[1])).sum())
+    return int(in_interval(t, t_interval).sum())
+
+
+def in_interval(t: Tensor, t_interval: tuple[float, float]) -> Tensor:
+    """t_min <= t <= t_max, elementwise: the one test of where autoguidance applies."""
+    return (t >= t_interval[0]) & (t <= t_interval[1])
