@@ -8,15 +8,17 @@ import dataclasses
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 
 from difflab.cli.main import main
 from difflab.config import SampleConfig, load_config
+from difflab.data.scaling import to_uint8
 from difflab.diffusion.guidance import autoguidance, guided_steps
 from difflab.experiment import build_model, train_experiment
 from difflab.generation import generate_images, network_evaluations
-from difflab.io.trained import GUIDE_DIR, load_trained, trained_model
+from difflab.io.trained import GUIDE_DIR, load_trained, save_trained, trained_model
 from difflab.training import eval_model
 from difflab.training.callback import Callback
 
@@ -168,3 +170,39 @@ def test_a_run_asking_for_autoguidance_without_a_guide_fails_before_training():
     with pytest.raises(ValueError, match="--train.guide-at"):
         load_config(preset="tiny", overrides={"sample.autoguidance": "2"})
     load_config(preset="tiny", overrides={"sample.autoguidance": "2", "train.guide_at": "0.25"})
+
+
+def save_random_tiny(folder, seed: int, shape=(1, 8, 8)):
+    config = load_config(preset="tiny")
+    network = random_tiny(seed).model if shape == (1, 8, 8) else build_model(config, shape)
+    save_trained(folder, network, config, shape)
+    return folder
+
+
+def test_guide_flag_uses_that_model_as_the_guide(tmp_path, capsys):
+    main_run = save_random_tiny(tmp_path / "main", 0)
+    other = save_random_tiny(tmp_path / "other", 1)
+    out = tmp_path / "guided"
+    argv = ["sample", str(main_run), "--n", "3", "--steps", "4", "--autoguidance", "2.5",
+            "--guide", str(other), "--no-bf16", "--out", str(out), "--json"]  # fmt: skip
+    assert main(argv) == 0
+    assert json.loads(capsys.readouterr().out)["nfe"] == 8
+    stored = torch.from_numpy(np.load(out.with_suffix(".npz"))["images"])
+
+    def pixels(trained, sample):
+        return to_uint8(generate_images(trained, sample, bf16=False, progress=False))
+
+    main_model = load_trained(main_run)
+    guided = SampleConfig(n=3, steps=4, autoguidance=2.5)
+    expected = pixels(dataclasses.replace(main_model, guide=load_trained(other)), guided)
+    assert torch.equal(stored, expected)
+    assert not torch.equal(stored, pixels(main_model, SampleConfig(n=3, steps=4)))
+
+
+def test_guide_flag_refuses_a_missing_or_mismatched_model(tmp_path):
+    main_run = save_random_tiny(tmp_path / "main", 0)
+    with pytest.raises(FileNotFoundError, match="--guide"):
+        load_trained(main_run, guide=tmp_path / "nowhere")
+    wrong = save_random_tiny(tmp_path / "wrong", 1, shape=(1, 16, 16))
+    with pytest.raises(ValueError, match="sees images"):
+        load_trained(main_run, guide=wrong)

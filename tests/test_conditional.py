@@ -50,6 +50,41 @@ def test_guidance_interpolates_in_one_batched_forward():
     assert len(calls) == 1 and calls[0].tolist() == [2, 0, 1, NULL, NULL, NULL]
 
 
+def test_guidance_in_an_interval_is_the_conditional_prediction_outside_it():
+    # Kynkaanniemi et al. 2024: guided at t_min <= t <= t_max, the conditional model (w = 1,
+    # one forward of B images) elsewhere
+    batches = []
+
+    def spy(x_t, t, y):
+        batches.append(len(y))
+        return labelled(x_t, t, y)
+
+    guided = classifier_free_guidance(spy, null_class=NULL, scale=3.0, t_interval=(100, 500))
+    x, y = torch.randn(2, 1, 2, 2), torch.tensor([1, 3])
+    null = torch.full_like(y, NULL)
+    for t_value, inside in ((600, False), (500, True), (100, True), (99, False)):
+        t = torch.full((2,), t_value)
+        eps_c, eps_u = labelled(x, t, y), labelled(x, t, null)
+        expected = eps_u + 3.0 * (eps_c - eps_u) if inside else eps_c
+        torch.testing.assert_close(guided(x, t, y), expected)
+    assert batches == [2, 4, 4, 2]
+
+
+@pytest.mark.parametrize(("interval", "guided_calls"), [("0,600", 6), ("500,999", 5), ("", 10)])
+def test_an_interval_counts_the_evaluations_made(conditional, interval, guided_calls):
+    _, trained = conditional
+    images = []
+    hook = trained.model.register_forward_pre_hook(lambda _m, args: images.append(len(args[0])))
+    sample = SampleConfig(steps=10, n=3, guidance=2.0, guide_interval=interval)
+    try:
+        generate_images(trained, sample, bf16=False, progress=False)
+    finally:
+        hook.remove()
+    # DDIM 10 on T = 1000: t = 999, 899, ..., 99; 599..99 are six of them, 999..599 five
+    assert sum(images) == 3 * network_evaluations(trained, sample)
+    assert network_evaluations(trained, sample) == 10 + guided_calls
+
+
 def test_the_null_class_rate_in_training_batches_matches_cond_drop():
     seen = []
 

@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from difflab.config import SampleConfig
-from difflab.config.schema import SAMPLER_NAMES
-from difflab.config.schema import SKIP_SCHEDULES as CONFIG_SKIP_SCHEDULES
+from difflab.config.sampling import SAMPLER_NAMES
+from difflab.config.sampling import SKIP_SCHEDULES as CONFIG_SKIP_SCHEDULES
 from difflab.diffusion import alpha_bar_at, linear_schedule, sigma_from_alpha_bar
 from difflab.samplers import (
     SAMPLERS,

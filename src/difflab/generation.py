@@ -49,19 +49,19 @@ def null_class(trained: TrainedModel) -> int | None:
 
 
 def network_evaluations(trained: TrainedModel, sample: SampleConfig) -> int:
-    """Network evaluations per image: the sampler's, twice over where guidance needs both the
-    conditional and the unconditional prediction (Ho & Salimans 2022), plus one per step that
-    autoguidance guides (the guide model's)."""
+    """Network evaluations per image: the sampler's, plus one for each call that guidance
+    doubles: classifier-free guidance needs the unconditional prediction too (Ho & Salimans
+    2022), autoguidance the guide model's (Karras et al. 2024)."""
     plan = sampling_plan(trained, sample)
-    per_call = 1 if null_class(trained) is None else evaluations_per_step(sample.guidance)
-    if sample.autoguidance == 1.0:
-        return plan.evaluations * per_call
-    return plan.evaluations + autoguided_calls(plan, sample)
+    classifier_free = null_class(trained) is not None and evaluations_per_step(sample.guidance) == 2
+    if not classifier_free and sample.autoguidance == 1.0:
+        return plan.evaluations
+    return plan.evaluations + guided_calls(plan, sample)
 
 
-def autoguided_calls(plan: SamplingPlan, sample: SampleConfig) -> int:
-    """Model calls per image that autoguidance doubles: all of them, or with
-    --guide-interval those at a t inside it (samplers with one call per timestep only)."""
+def guided_calls(plan: SamplingPlan, sample: SampleConfig) -> int:
+    """Model calls per image that guidance doubles: all of them, or with --guide-interval
+    those at a t inside it (samplers with one call per timestep only)."""
     interval = sample.guided_timesteps()
     if interval is None:
         return plan.evaluations
@@ -82,7 +82,8 @@ def with_autoguidance(predict: Callable, trained: TrainedModel, sample: SampleCo
     if guide is None:
         raise ValueError(
             "--autoguidance: this model has no guide model (RUN/guide); train with "
-            "--train.guide-at 0.25 to write one, or sample with --autoguidance 1"
+            "--train.guide-at 0.25 to write one, name one with --guide PATH, or sample with "
+            "--autoguidance 1"
         )
     if null_class(trained) is not None and sample.guidance != 1.0:
         raise ValueError(
@@ -170,7 +171,9 @@ def generate_images(
         labels = balanced_labels(len(seeds), null) if labels is None else labels
         if labels.min() < 0 or labels.max() >= null:
             raise ValueError(f"--class: labels must be in [0, {null - 1}]")
-        predict = classifier_free_guidance(predict, null_class=null, scale=sample.guidance)
+        predict = classifier_free_guidance(
+            predict, null_class=null, scale=sample.guidance, t_interval=sample.guided_timesteps()
+        )
     predict = with_autoguidance(predict, trained, sample)
 
     def predict_noise(x_t: torch.Tensor, t: torch.Tensor, *y: torch.Tensor) -> torch.Tensor:

@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
 
         result = sweep_posthoc_ema(
             run_dir, parse_sigma_rels(args.sweep), sample_config(args), step=args.step,
-            out=args.out, device=pick_device(args.device),
+            out=args.out, device=pick_device(args.device), guide=args.guide,
         )  # fmt: skip
         print_table(result)
     json.dump(result, sys.stdout, indent=2)

@@ -163,7 +163,7 @@ def run(args: argparse.Namespace) -> int:
         from difflab.generation import pick_device
         from difflab.io.trained import load_trained
 
-        trained = load_trained(target, device=pick_device(args.device))
+        trained = load_trained(target, device=pick_device(args.device), guide=args.guide)
         dataset, root, shape = evaluation.trained_dataset(trained)
         evaluator = load_evaluator(args, args.dataset or dataset, shape, args.data_root or root)
         kid = not args.no_kid

@@ -73,6 +73,11 @@ def default_out(model_path: Path, sample, class_: str | None = None) -> Path:
     parts = [label[name].format(value) for name, value in settings.items()]
     if class_ is not None:
         parts.append(f"class{class_}-w{sample.guidance:g}")
+    if sample.autoguidance != 1.0:  # guided and unguided samples of one run keep both files
+        interval = sample.guided_timesteps()
+        parts.append(
+            f"ag{sample.autoguidance:g}" + ("-t{:g}-{:g}".format(*interval) if interval else "")
+        )
     return folder / "-".join([sample.sampler, *parts, f"seed{sample.seed}"])
 
 
@@ -92,7 +97,9 @@ def run(args: argparse.Namespace) -> int:
     from difflab.samplers import sampler_spec
 
     sample = sample_config(args)
-    trained = load_trained(existing_model_path(args.model), device=pick_device(args.device))
+    trained = load_trained(
+        existing_model_path(args.model), device=pick_device(args.device), guide=args.guide
+    )
     trajectory: list = []
 
     def record(info) -> None:

@@ -25,6 +25,14 @@ def add_sampling_arguments(parser: argparse.ArgumentParser, **defaults: object) 
             metavar="V",
             help=f"{f.metadata.get('help', '')} (default: {default})",
         )
+    group.add_argument(
+        "--guide",
+        metavar="PATH",
+        default=None,
+        help="autoguidance: use this run folder or model file as the guide instead of the "
+        "run's own RUN/guide (same image size and noise schedule; any architecture, e.g. a "
+        "smaller network or `difflab ema RUN --step T --out DIR`)",
+    )
 
 
 def sample_config(args: argparse.Namespace) -> SampleConfig:
@@ -39,6 +47,8 @@ def sample_config(args: argparse.Namespace) -> SampleConfig:
     except ValueError as err:
         raise ValueError(str(err).replace("--sample.", "--")) from err
     warn_if_steps_ignored(sample)
+    if getattr(args, "guide", None) and sample.autoguidance == 1.0:
+        log.warning("--guide %s is not used at --autoguidance 1 (no guidance)", args.guide)
     return sample
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from difflab.config.schema import _choice, _positive, _require, option
+from difflab.config.fields import choice, option, positive, require
 
 AUTOENCODER_PRECISIONS = ("no", "bf16", "fp16")
 
@@ -59,31 +59,31 @@ class AutoencoderConfig:
     )
 
     def __post_init__(self) -> None:
-        _require(bool(self.dataset.strip()), "--dataset", "must not be empty")
-        _require(self.limit is None or self.limit > 0, "--limit", "must be > 0")
-        _require(math.isfinite(self.low) and math.isfinite(self.high), "--low", "must be finite")
-        _require(self.high > self.low, "--high", "must be greater than --low")
-        _require(self.downsample in (1, 2, 4, 8), "--downsample", "must be 1, 2, 4 or 8")
-        _require(self.latent_channels >= 1, "--latent-channels", "must be >= 1")
-        _require(self.width >= 4, "--width", "must be >= 4")
-        _require(
+        require(bool(self.dataset.strip()), "--dataset", "must not be empty")
+        require(self.limit is None or self.limit > 0, "--limit", "must be > 0")
+        require(math.isfinite(self.low) and math.isfinite(self.high), "--low", "must be finite")
+        require(self.high > self.low, "--high", "must be greater than --low")
+        require(self.downsample in (1, 2, 4, 8), "--downsample", "must be 1, 2, 4 or 8")
+        require(self.latent_channels >= 1, "--latent-channels", "must be >= 1")
+        require(self.width >= 4, "--width", "must be >= 4")
+        require(
             math.isfinite(self.kl_weight) and self.kl_weight >= 0, "--kl-weight", "must be >= 0"
         )
-        _require(
+        require(
             math.isfinite(self.perceptual_weight) and self.perceptual_weight >= 0,
             "--perceptual-weight",
             "must be >= 0",
         )
-        _require(self.epochs >= 1, "--epochs", "must be >= 1")
-        _require(
+        require(self.epochs >= 1, "--epochs", "must be >= 1")
+        require(
             math.isfinite(self.minutes) and self.minutes >= 0, "--minutes", "must be >= 0 (0: off)"
         )
-        _require(self.batch_size >= 2, "--batch-size", "must be >= 2")
-        _positive(self.lr, "--lr")
-        _require(0.0 <= self.warmup < 1.0, "--warmup", "must be in [0, 1)")
-        _require(self.weight_decay >= 0, "--weight-decay", "must be >= 0")
-        _choice(self.mixed_precision, AUTOENCODER_PRECISIONS, "--mixed-precision")
-        _require(self.checkpoint_every >= 0, "--checkpoint-every", "must be >= 0")
-        _require(self.seed >= 0, "--seed", "must be >= 0")
-        _require(self.threads is None or self.threads >= 1, "--threads", "must be >= 1")
-        _require(self.recon_n >= 2, "--recon-n", "must be >= 2")
+        require(self.batch_size >= 2, "--batch-size", "must be >= 2")
+        positive(self.lr, "--lr")
+        require(0.0 <= self.warmup < 1.0, "--warmup", "must be in [0, 1)")
+        require(self.weight_decay >= 0, "--weight-decay", "must be >= 0")
+        choice(self.mixed_precision, AUTOENCODER_PRECISIONS, "--mixed-precision")
+        require(self.checkpoint_every >= 0, "--checkpoint-every", "must be >= 0")
+        require(self.seed >= 0, "--seed", "must be >= 0")
+        require(self.threads is None or self.threads >= 1, "--threads", "must be >= 1")
+        require(self.recon_n >= 2, "--recon-n", "must be >= 2")

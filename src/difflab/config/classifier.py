@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from difflab.config.schema import _choice, _positive, _require, option
+from difflab.config.fields import choice, option, positive, require
 
 CLASSIFIER_PRECISIONS = ("no", "bf16", "fp16")
 
@@ -54,29 +54,29 @@ class ClassifierConfig:
     test_limit: int | None = option(None, "use only the first N test images (tests)")
 
     def __post_init__(self) -> None:
-        _require(bool(self.dataset.strip()), "--dataset", "must not be empty")
-        _require(self.epochs >= 1, "--epochs", f"must be >= 1, got {self.epochs}")
-        _require(self.batch_size >= 2, "--batch-size", f"must be >= 2, got {self.batch_size}")
-        _positive(self.lr, "--lr")
-        _require(0.0 < self.warmup < 1.0, "--warmup", f"must be in (0, 1), got {self.warmup}")
-        _require(self.weight_decay >= 0, "--weight-decay", "must be >= 0")
-        _require(0.0 <= self.label_smoothing < 1.0, "--label-smoothing", "must be in [0, 1)")
-        _require(self.crop_pad >= 0, "--crop-pad", "must be >= 0")
-        _require(0.0 <= self.erase_p <= 1.0, "--erase-p", "must be in [0, 1]")
-        _require(
+        require(bool(self.dataset.strip()), "--dataset", "must not be empty")
+        require(self.epochs >= 1, "--epochs", f"must be >= 1, got {self.epochs}")
+        require(self.batch_size >= 2, "--batch-size", f"must be >= 2, got {self.batch_size}")
+        positive(self.lr, "--lr")
+        require(0.0 < self.warmup < 1.0, "--warmup", f"must be in (0, 1), got {self.warmup}")
+        require(self.weight_decay >= 0, "--weight-decay", "must be >= 0")
+        require(0.0 <= self.label_smoothing < 1.0, "--label-smoothing", "must be in [0, 1)")
+        require(self.crop_pad >= 0, "--crop-pad", "must be >= 0")
+        require(0.0 <= self.erase_p <= 1.0, "--erase-p", "must be in [0, 1]")
+        require(
             len(self.widths) > 0 and all(w > 0 for w in self.widths),
             "--widths",
             f"must be positive channel counts such as 32,64,128, got {self.widths!r}",
         )
-        _require(self.stem_stride in (1, 2), "--stem-stride", "must be 1 or 2")
-        _require(0.0 <= self.dropout < 1.0, "--dropout", "must be in [0, 1)")
-        _require(math.isfinite(self.low) and math.isfinite(self.high), "--low", "must be finite")
-        _require(self.high > self.low, "--high", "must be greater than --low")
-        _choice(self.mixed_precision, CLASSIFIER_PRECISIONS, "--mixed-precision")
-        _require(
+        require(self.stem_stride in (1, 2), "--stem-stride", "must be 1 or 2")
+        require(0.0 <= self.dropout < 1.0, "--dropout", "must be in [0, 1)")
+        require(math.isfinite(self.low) and math.isfinite(self.high), "--low", "must be finite")
+        require(self.high > self.low, "--high", "must be greater than --low")
+        choice(self.mixed_precision, CLASSIFIER_PRECISIONS, "--mixed-precision")
+        require(
             self.limit is None or self.limit >= self.batch_size,
             "--limit",
             f"must be >= --batch-size ({self.batch_size})",
         )
-        _require(self.threads is None or self.threads >= 1, "--threads", "must be >= 1")
-        _require(self.test_limit is None or self.test_limit >= 2, "--test-limit", "must be >= 2")
+        require(self.threads is None or self.threads >= 1, "--threads", "must be >= 1")
+        require(self.test_limit is None or self.test_limit >= 2, "--test-limit", "must be >= 2")

@@ -27,15 +27,25 @@ def evaluations_per_step(scale: float) -> int:
 
 
 def classifier_free_guidance(
-    predict_eps: LabelledPredictor, *, null_class: int, scale: float
+    predict_eps: LabelledPredictor,
+    *,
+    null_class: int,
+    scale: float,
+    t_interval: tuple[float, float] | None = None,
 ) -> LabelledPredictor:
-    """predict(x_t, t, y) -> eps~ for labels y (B,), from a network that also knows the null class."""
+    """predict(x_t, t, y) -> eps~ for labels y (B,), from a network that also knows the null class.
+
+    t_interval (t_min, t_max): guide only there (Kynkaanniemi et al. 2024, below); elsewhere the
+    conditional prediction alone (w = 1), one network evaluation."""
     if not scale >= 0:
         raise ValueError(f"guidance scale must be >= 0 (--sample.guidance), got {scale}")
+    if t_interval is not None and not t_interval[0] <= t_interval[1]:
+        raise ValueError(f"guidance interval needs t_min <= t_max, got {t_interval}")
 
     def guided(x_t: Tensor, t: Tensor, y: Tensor) -> Tensor:
         null = torch.full_like(y, null_class)
-        if scale == 1.0:
+        inside = t_interval is None or bool(in_interval(t, t_interval).all())
+        if scale == 1.0 or not inside:
             return predict_eps(x_t, t, y)
         if scale == 0.0:
             return predict_eps(x_t, t, null)
@@ -65,8 +75,9 @@ def drop_labels(y: Tensor, *, null_class: int, p: float, generator=None) -> Tens
 # interpolation gives the same step whether it is taken in eps, x0 or v:
 #     eps~ = eps_0 + w (eps_1 - eps_0)
 # Guidance limited to an interval of noise levels (Kynkaanniemi et al. 2024, "Applying
-# Guidance in a Limited Interval", arXiv 2404.07724): outside t_min <= t <= t_max only D_1 is
-# called, one network evaluation instead of two.
+# Guidance in a Limited Interval", arXiv 2404.07724; they limit classifier-free guidance, and
+# the same holds for autoguidance): outside t_min <= t <= t_max only D_1 is called, one network
+# evaluation instead of two.
 
 
 def autoguidance(
@@ -99,7 +110,7 @@ def autoguidance(
 
 
 def guided_steps(timesteps: Tensor, t_interval: tuple[float, float] | None) -> int:
-    """How many of a plan's model calls autoguidance doubles: those with t inside the interval."""
+    """How many of a plan's model calls guidance doubles: those with t inside the interval."""
     t = torch.as_tensor(timesteps, dtype=torch.float64)
     if t_interval is None:
         return int(t.numel())
@@ -107,5 +118,5 @@ def guided_steps(timesteps: Tensor, t_interval: tuple[float, float] | None) -> i
 
 
 def in_interval(t: Tensor, t_interval: tuple[float, float]) -> Tensor:
-    """t_min <= t <= t_max, elementwise: the one test of where autoguidance applies."""
+    """t_min <= t <= t_max, elementwise: the one test of where guidance (either kind) applies."""
     return (t >= t_interval[0]) & (t <= t_interval[1])

@@ -29,14 +29,16 @@ def sweep_posthoc_ema(
     evaluator: Any = None,
     out: str | Path | None = None,
     device: Any = "cpu",
+    guide: str | Path | None = None,
 ) -> dict[str, Any]:
     """FID of the run's own model and of each sigma_rel reconstructed at `step` (default: the
     newest snapshot's), all with the same seeds; writes ema_sweep.json and ema_sweep.png into
-    `out` (default RUN/eval) and returns the table. `evaluator`: default, the dataset's own."""
+    `out` (default RUN/eval) and returns the table. `evaluator`: default, the dataset's own;
+    `guide`: autoguidance's guide instead of RUN/guide."""
     if not sigma_rels:
         raise ValueError("--sweep: give at least one sigma_rel, e.g. --sweep 0.05,0.1")
     run_dir = Path(run_dir)
-    trained = load_trained(run_dir, device=device)
+    trained = load_trained(run_dir, device=device, guide=guide)
     if evaluator is None:
         dataset, root, shape = trained_dataset(trained)
         evaluator = dataset_evaluator(dataset, shape, data_root=root)

@@ -142,8 +142,14 @@ def model_from_config(config: dict[str, Any]) -> torch.nn.Module:
     raise ValueError(f"kind {config.get('kind')!r} is not one of {CONFIG_KIND}, {DIFFUSERS_KIND}")
 
 
-def load_trained(path: str | Path, *, device: str | torch.device = "cpu") -> TrainedModel:
-    """A run folder or model.safetensors (with its model.json) -> a TrainedModel in eval mode."""
+def load_trained(
+    path: str | Path, *, device: str | torch.device = "cpu", guide: str | Path | None = None
+) -> TrainedModel:
+    """A run folder or model.safetensors (with its model.json) -> a TrainedModel in eval mode.
+
+    Its autoguidance guide is `guide` (a run folder or model file) when given, else the run's
+    own RUN/guide when there is one.
+    """
     state, meta = load_model_file(path)
     where = f"{path}: model.json"
     _check_meta(meta, where)
@@ -171,6 +177,13 @@ def load_trained(path: str | Path, *, device: str | torch.device = "cpu") -> Tra
         codec = codec_for_record(meta.get("autoencoder"), where)
     trained = trained_model(model, config, meta["image_shape"], meta=meta, codec=codec)
     model.to(device).eval()
+    if guide is not None:
+        if not Path(guide).exists():
+            raise FileNotFoundError(
+                f"--guide {guide}: no such run folder or model file (the weaker model that "
+                "autoguidance steers away from)"
+            )
+        return replace(trained, guide=load_guide(Path(guide), trained, device=device))
     guide_folder = weights.parent / GUIDE_DIR
     if guide_folder.is_dir() and not guide_folder.is_symlink():
         trained = replace(trained, guide=load_guide(guide_folder, trained, device=device))
@@ -182,7 +195,7 @@ GUIDE_DIR = "guide"
 
 
 def load_guide(folder: Path, trained: TrainedModel, *, device) -> TrainedModel:
-    """The guide model in `folder`, checked to share the main model's images and schedule
+    """The guide model in `folder` (a run folder or model file), checked to share the main model's images and schedule
     (autoguidance mixes the two predictions at the same x_t and t)."""
     guide = load_trained(folder, device=device)
     where = f"{folder}: the autoguidance guide"
