@@ -206,3 +206,16 @@ def test_guide_flag_refuses_a_missing_or_mismatched_model(tmp_path):
     wrong = save_random_tiny(tmp_path / "wrong", 1, shape=(1, 16, 16))
     with pytest.raises(ValueError, match="sees images"):
         load_trained(main_run, guide=wrong)
+    config = load_config(preset="tiny", overrides={"model.num_classes": "3"})
+    save_trained(tmp_path / "labelled", build_model(config, (1, 8, 8)), config, (1, 8, 8))
+    with pytest.raises(ValueError, match="conditional on 3 classes, the model unconditional"):
+        load_trained(main_run, guide=tmp_path / "labelled")
+
+
+def test_guidance_on_an_unconditional_model_warns_and_changes_nothing():
+    trained = random_tiny(0)  # e.g. the headline preset trained on an unlabelled folder
+    with pytest.warns(UserWarning, match="--guidance 3 has no effect: this model is unconditional"):
+        guided = generate_images(trained, SampleConfig(n=2, steps=3, guidance=3.0), bf16=False, progress=False)  # fmt: skip
+    plain = generate_images(trained, SampleConfig(n=2, steps=3), bf16=False, progress=False)
+    assert torch.equal(guided, plain)
+    assert network_evaluations(trained, SampleConfig(steps=3, guidance=3.0)) == 3

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import warnings
 from collections.abc import Callable, Sequence
 
 import torch
@@ -167,6 +168,12 @@ def generate_images(
     null = null_class(trained)
     if null is None and labels is not None:
         raise ValueError("--class: this model is unconditional (trained with num_classes 0)")
+    if null is None and sample.guidance != 1.0:  # e.g. the headline preset on unlabelled data
+        warnings.warn(
+            f"--guidance {sample.guidance:g} has no effect: this model is unconditional "
+            "(classifier-free guidance needs labels; --autoguidance needs none)",
+            stacklevel=2,
+        )
     if null is not None:
         labels = balanced_labels(len(seeds), null) if labels is None else labels
         if labels.min() < 0 or labels.max() >= null:

@@ -22,7 +22,12 @@ import torch
 
 from difflab.config import SampleConfig
 from difflab.data.scaling import to_uint8
-from difflab.evaluation.measure import measure, sample_and_measure, trained_dataset
+from difflab.evaluation.measure import (
+    guidance_record,
+    measure,
+    sample_and_measure,
+    trained_dataset,
+)
 from difflab.generation import generate_images, network_evaluations, null_class
 from difflab.io.trained import TrainedModel
 from difflab.metrics.features import feature_statistics, predict_labels
@@ -84,6 +89,7 @@ def measure_conditional(
         sampler=sample.sampler,
         steps=sample.steps,
         guidance=sample.guidance,
+        **guidance_record(sample),
         nfe=network_evaluations(trained, sample),
         sampling_seconds=round(seconds, 2),
         class_accuracy=float((predicted == labels).float().mean()),

@@ -83,8 +83,19 @@ def sample_and_measure(
         eta=spec.settings(sample).get("eta"),  # None where the sampler has no eta
         nfe=network_evaluations(trained, sample),
         sampling_seconds=round(seconds, 2),
+        **guidance_record(sample),
     )
     return result
+
+
+def guidance_record(sample: SampleConfig) -> dict[str, Any]:
+    """The guidance settings that shaped a result, where they differ from none."""
+    record: dict[str, Any] = {}
+    if sample.autoguidance != 1.0:
+        record["autoguidance"] = sample.autoguidance
+    if sample.guide_interval:
+        record["guide_interval"] = sample.guide_interval
+    return record
 
 
 def x0_fid_across_steps(

@@ -43,11 +43,7 @@ def quickstart(config: RunConfig, *, progress: bool = True) -> tuple[int, dict[s
     dataset, root, shape = trained_dataset(trained)
     evaluator = dataset_evaluator(dataset, shape, data_root=root)
     bf16 = resolve_precision(config.train.mixed_precision) == "bf16"  # as training ran
-    guided = (
-        f", autoguidance {config.sample.autoguidance:g}" if config.sample.autoguidance != 1 else ""
-    )
-    log.info("2/3 sampling a grid with %s, %d steps%s", config.sample.sampler,
-             config.sample.steps, guided)  # fmt: skip
+    log.info("2/3 sampling a grid with %s", describe_sampling(config.sample))
     grid = _save_grid(trained, config, run_dir, bf16=bf16)
     log.info("3/3 evaluating %d samples", config.eval.n)
     start = time.perf_counter()
@@ -57,6 +53,18 @@ def quickstart(config: RunConfig, *, progress: bool = True) -> tuple[int, dict[s
     report = {"run_dir": str(run_dir), "grid": str(grid), "train": summary, "eval": result}
     (run_dir / "eval.json").write_text(json.dumps(report, indent=2))
     return 0, report
+
+
+def describe_sampling(sample) -> str:
+    """'ddim, 16 steps, guidance 2 at 0 <= t <= 600' for the log."""
+    text = f"{sample.sampler}, {sample.steps} steps"
+    for name, value in (("guidance", sample.guidance), ("autoguidance", sample.autoguidance)):
+        if value != 1.0:
+            text += f", {name} {value:g}"
+    interval = sample.guided_timesteps()
+    if interval and (sample.guidance != 1.0 or sample.autoguidance != 1.0):
+        text += " at {:g} <= t <= {:g}".format(*interval)
+    return text
 
 
 def _save_grid(trained, config: RunConfig, run_dir: Path, *, bf16: bool) -> Path:

@@ -195,8 +195,9 @@ GUIDE_DIR = "guide"
 
 
 def load_guide(folder: Path, trained: TrainedModel, *, device) -> TrainedModel:
-    """The guide model in `folder` (a run folder or model file), checked to share the main model's images and schedule
-    (autoguidance mixes the two predictions at the same x_t and t)."""
+    """The guide model in `folder` (a run folder or model file), checked to share the main
+    model's images, schedule and labels (autoguidance mixes the two predictions at the same
+    x_t, t and class)."""
     guide = load_trained(folder, device=device)
     where = f"{folder}: the autoguidance guide"
     if guide.image_shape != trained.image_shape or guide.pad != trained.pad:
@@ -207,7 +208,16 @@ def load_guide(folder: Path, trained: TrainedModel, *, device) -> TrainedModel:
         raise ValueError(f"{where} was trained on another noise schedule than the model")
     if (guide.codec is None) != (trained.codec is None):
         raise ValueError(f"{where} and the model differ in pixel against latent space")
+    classes = [getattr(m.model, "null_class", None) for m in (guide, trained)]
+    if classes[0] != classes[1]:
+        raise ValueError(
+            f"{where} is {_conditioning(classes[0])}, the model {_conditioning(classes[1])}"
+        )
     return guide
+
+
+def _conditioning(n_classes: int | None) -> str:
+    return "unconditional" if n_classes is None else f"conditional on {n_classes} classes"
 
 
 def _check_dtypes(state: dict[str, torch.Tensor], model: torch.nn.Module, where: str) -> None:
