@@ -98,13 +98,15 @@ def test_runs_table_sorts_filters_and_compares(browser, base_url, tmp_path):
     ]
     assert fids == sorted(fids)
     page.fill("input[name=filter]", "train.lr=0.001")  # lr0.001 and evil (same config)
-    page.click("text=apply")
+    with page.expect_navigation():  # the form reloads the page: read the new one, not the old
+        page.click("text=apply")
     names = page.locator("#runs tbody tr td:nth-of-type(2)").all_inner_texts()
     assert sorted(names) == ["00003-lr0.001", "00004-evil"]
     page.goto(base_url + "/")
     page.check("input[value='00001-lr0.003']")
     page.check("input[value='00002-lr0.01']")
-    page.click("text=compare selected")
+    with page.expect_navigation():
+        page.click("text=compare selected")
     assert page.url.startswith(base_url + "/compare?")
     assert page.locator("svg.chart path.series").count() >= 4  # two runs x (loss + fid)
     assert len(images_loaded(page)) == 2 and all(w > 0 for w in images_loaded(page))
