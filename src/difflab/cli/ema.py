@@ -8,7 +8,11 @@ import logging
 import sys
 from pathlib import Path
 
-from difflab.cli.sampling_flags import add_sampling_arguments, sample_config
+from difflab.cli.sampling_flags import (
+    add_sampling_arguments,
+    recorded_sampling,
+    sample_config,
+)
 
 log = logging.getLogger("difflab")
 
@@ -72,9 +76,11 @@ def run(args: argparse.Namespace) -> int:
     else:
         from difflab.experiment.posthoc_ema import sweep_posthoc_ema
         from difflab.generation import pick_device
+        from difflab.tracking.run_folder import read_run_config
 
+        sample = sample_config(args, recorded_sampling(read_run_config(run_dir)))
         result = sweep_posthoc_ema(
-            run_dir, parse_sigma_rels(args.sweep), sample_config(args), step=args.step,
+            run_dir, parse_sigma_rels(args.sweep), sample, step=args.step,
             out=args.out, device=pick_device(args.device), guide=args.guide,
         )  # fmt: skip
         print_table(result)

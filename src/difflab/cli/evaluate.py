@@ -10,7 +10,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from difflab.cli.sampling_flags import add_sampling_arguments, sample_config
+from difflab.cli.sampling_flags import (
+    add_sampling_arguments,
+    recorded_sampling,
+    sample_config,
+)
 
 log = logging.getLogger("difflab")
 
@@ -151,7 +155,6 @@ def run(args: argparse.Namespace) -> int:
     target = Path(args.target)
     if not target.exists():
         raise FileNotFoundError(f"{target}: no such file or folder")
-    sample = sample_config(args)
     if args.sweep:
         samplers = _csv(args.samplers, str, "--samplers")
         steps_list = _csv(args.steps_list, int, "--steps-list")
@@ -164,6 +167,7 @@ def run(args: argparse.Namespace) -> int:
         from difflab.io.trained import load_trained
 
         trained = load_trained(target, device=pick_device(args.device), guide=args.guide)
+        sample = sample_config(args, recorded_sampling(trained.meta.get("run_config")))
         dataset, root, shape = evaluation.trained_dataset(trained)
         evaluator = load_evaluator(args, args.dataset or dataset, shape, args.data_root or root)
         kid = not args.no_kid

@@ -10,7 +10,11 @@ import sys
 import time
 from pathlib import Path
 
-from difflab.cli.sampling_flags import add_sampling_arguments, sample_config
+from difflab.cli.sampling_flags import (
+    add_sampling_arguments,
+    recorded_sampling,
+    sample_config,
+)
 
 log = logging.getLogger("difflab")
 
@@ -96,10 +100,10 @@ def run(args: argparse.Namespace) -> int:
     from difflab.io.trained import load_trained
     from difflab.samplers import sampler_spec
 
-    sample = sample_config(args)
     trained = load_trained(
         existing_model_path(args.model), device=pick_device(args.device), guide=args.guide
     )
+    sample = sample_config(args, recorded_sampling(trained.meta.get("run_config")))
     trajectory: list = []
 
     def record(info) -> None:
