@@ -32,3 +32,21 @@ def _fresh_accelerate_state():
     AcceleratorState._reset_state(reset_partial_state=True)
     yield
     AcceleratorState._reset_state(reset_partial_state=True)
+
+
+@pytest.fixture
+def model_calls(monkeypatch) -> list[int]:
+    """The timestep of every network call made by a model the CLI loads (load_trained hooked):
+    what a sampler really ran, independent of what it reports."""
+    import difflab.io.trained as trained_io
+
+    seen: list[int] = []
+    original = trained_io.load_trained
+
+    def load_and_count(path, **kwargs):
+        trained = original(path, **kwargs)
+        trained.model.register_forward_pre_hook(lambda _m, args: seen.append(int(args[1][0])))
+        return trained
+
+    monkeypatch.setattr(trained_io, "load_trained", load_and_count)
+    return seen

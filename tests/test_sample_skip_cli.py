@@ -5,7 +5,6 @@ import json
 import numpy as np
 import pytest
 
-import difflab.io.trained as trained_io
 from difflab.cli.main import main
 from difflab.config import load_config
 from difflab.experiment import build_model
@@ -21,20 +20,11 @@ EXPECTED_STEPS = {
 
 
 @pytest.fixture
-def counted_model(tmp_path, monkeypatch):
+def counted_model(tmp_path, model_calls):
     """A tiny saved model; `calls` records the timestep of every network call made by `sample`."""
     config = load_config(preset="tiny")
     save_trained(tmp_path / "model", build_model(config, (1, 8, 8)), config, (1, 8, 8))
-    calls: list[int] = []
-    original = trained_io.load_trained
-
-    def load_and_count(path, **kwargs):
-        trained = original(path, **kwargs)
-        trained.model.register_forward_pre_hook(lambda _m, args: calls.append(int(args[1][0])))
-        return trained
-
-    monkeypatch.setattr(trained_io, "load_trained", load_and_count)
-    return tmp_path / "model", calls
+    return tmp_path / "model", model_calls
 
 
 def sample_args(model_dir, out, *extra):

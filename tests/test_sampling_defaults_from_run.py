@@ -9,9 +9,7 @@ import json
 import logging
 
 import numpy as np
-import pytest
 
-import difflab.io.trained as trained_io
 from difflab.cli.main import build_parser, main
 from difflab.cli.sampling_flags import recorded_sampling, sample_config
 from difflab.config import SampleConfig, load_config
@@ -27,50 +25,37 @@ def saved_model(folder, overrides):
     return folder
 
 
-@pytest.fixture
-def calls(monkeypatch):
-    """The timestep of every network call made by the CLI's loaded model."""
-    seen: list[int] = []
-    original = trained_io.load_trained
-
-    def load_and_count(path, **kwargs):
-        trained = original(path, **kwargs)
-        trained.model.register_forward_pre_hook(lambda _m, args: seen.append(int(args[1][0])))
-        return trained
-
-    monkeypatch.setattr(trained_io, "load_trained", load_and_count)
-    return seen
-
-
 def sample(model_dir, out, *flags):
     return main(["sample", str(model_dir), "--n", "2", "--no-bf16", "--json",
                  "--out", str(out), *flags])  # fmt: skip
 
 
-def test_sample_takes_the_runs_steps_eta_and_seed_and_a_flag_overrides(tmp_path, calls, capsys):
+def test_sample_takes_the_runs_steps_eta_and_seed_and_a_flag_overrides(
+    tmp_path, model_calls, capsys
+):
     model = saved_model(tmp_path / "run", RECORDED)
     assert sample(model, tmp_path / "inherited") == 0
     summary = json.loads(capsys.readouterr().out)
     # DDIM's trailing spacing (diffusers' "trailing"), 3 steps over T = 1000:
     # t = round(T - k T / 3) - 1 for k = 0, 1, 2
-    assert calls == [999, 666, 332]
+    assert model_calls == [999, 666, 332]
     assert (summary["steps"], summary["nfe"], summary["eta"], summary["n"]) == (3, 3, 0.0, 2)
-    calls.clear()
+    model_calls.clear()
     # the same settings given as flags: the same pixels, so the run's seed 7 was used too
     assert sample(model, tmp_path / "explicit", "--steps", "3", "--eta", "0", "--seed", "7") == 0
     capsys.readouterr()
     inherited = np.load(tmp_path / "inherited.npz")["images"]
     np.testing.assert_array_equal(inherited, np.load(tmp_path / "explicit.npz")["images"])
-    calls.clear()
+    model_calls.clear()
     assert sample(model, tmp_path / "override", "--steps", "5", "--seed", "0") == 0
-    assert len(calls) == 5
+    assert len(model_calls) == 5
     assert not np.array_equal(inherited, np.load(tmp_path / "override.npz")["images"])
 
 
-def test_a_run_with_default_settings_samples_at_the_flag_defaults(tmp_path, calls, capsys):
+def test_a_run_with_default_settings_samples_at_the_flag_defaults(tmp_path, model_calls, capsys):
     model = saved_model(tmp_path / "run", {})
     assert sample(model, tmp_path / "out") == 0
-    assert json.loads(capsys.readouterr().out)["steps"] == SampleConfig().steps == len(calls)
+    assert json.loads(capsys.readouterr().out)["steps"] == SampleConfig().steps == len(model_calls)
 
 
 def test_the_number_of_images_stays_each_commands_own():
