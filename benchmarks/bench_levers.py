@@ -135,10 +135,15 @@ def optimizer_kernels(args) -> list[dict]:
 
 
 def compiled(args) -> list[dict]:
-    common = {"preset": args.preset, "batch": args.batch, "bf16": True, "adamw": "foreach"}
-    base = named(unet_step(**common), "bf16 eager")
-    others = [named(unet_step(**common, compile=True), "bf16 torch.compile")]
-    return group("torch.compile", base, others, args)
+    """bf16 and fp32 each against their own eager step: a CPU without native bf16 (e.g. Ice
+    Lake) trains in fp32, where the elementwise share that compilation fuses is different."""
+    rows = []
+    for precision, bf16 in (("bf16", True), ("fp32", False)):
+        common = {"preset": args.preset, "batch": args.batch, "bf16": bf16, "adamw": "foreach"}
+        base = named(unet_step(**common), f"{precision} eager")
+        others = [named(unet_step(**common, compile=True), f"{precision} torch.compile")]
+        rows += group(f"torch.compile, {precision}", base, others, args)
+    return rows
 
 
 def batch_sizes(args) -> list[dict]:
